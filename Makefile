@@ -1,0 +1,22 @@
+# Two entry points for a fresh machine: `make chart` and `make test`.
+PY := .venv/bin/python
+.PHONY: tools chart render check lint test
+
+tools: ## install pinned helm 3/4, promtool, amtool, the venv (idempotent)
+	scripts/bootstrap
+
+render: tools
+	$(PY) -m generator render
+
+check: tools
+	$(PY) -m generator render --check
+
+lint: tools
+	$(PY) -m generator lint
+
+chart: tools ## render chart/ from templates_src/ and values/, then lint it
+	$(PY) -m generator render
+	$(PY) -m generator lint
+
+test: tools ## every test, with the real tools
+	$(PY) -m pytest -q

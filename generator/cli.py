@@ -1,0 +1,82 @@
+"""Command line: ``python -m generator {render,lint}``.
+
+Exit codes: 0 ok, 1 bad input or a failed check (a message, no traceback),
+2 usage error.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import emit
+from .errors import GeneratorError
+
+FIX = "python -m generator render"
+
+
+def _root(args) -> Path:
+    return Path(args.root).resolve()
+
+
+def cmd_render(args) -> int:
+    from .build import build
+    root = _root(args)
+    out = build(root)
+    if args.check:
+        emit.check(root, out.files, FIX)
+        print(f"up to date: {len(out.files)} generated files match their sources")
+        return 0
+    emit.write(root, out.files)
+    for line in out.report:
+        print(line)
+    print(f"rendered {len(out.files)} files into chart/ and docs/ "
+          f"({len(out.shared.get('dashboards', {}))} dashboards, {len(out.shared.get('alerts', {}))} alerts, "
+          f"environments: {', '.join(sorted(out.merged_values))})")
+    return 0
+
+
+def cmd_lint(args) -> int:
+    from . import lint
+    ctx = lint.LintContext(root=_root(args), base=args.check_version_increment,
+                           helm_majors=tuple(args.helm) if args.helm else (3, 4))
+    for note in lint.run(ctx, only=args.only):
+        print(f"ok: {note}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m generator",
+        description="Renders the VirtEngine observability Helm chart (chart/) from templates_src/ and values/, "
+                    "and lints it.")
+    p.add_argument("--root", default=".", help="project root holding templates_src/ and values/ (default: .)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    r = sub.add_parser("render", help="render chart/ and docs/ from templates_src/ and values/")
+    r.add_argument("--check", action="store_true",
+                   help="write nothing; exit 1 with a short diff when chart/ is out of date")
+    r.set_defaults(func=cmd_render)
+    lint_p = sub.add_parser("lint", help="the checks of chart-testing's ct lint, plus dashboard and rule lint")
+    lint_p.add_argument("--check-version-increment", metavar="BASE", default=None,
+                        help="fail when chart/ changed since git ref BASE without a version bump")
+    lint_p.add_argument("--helm", type=int, action="append", choices=(3, 4),
+                        help="helm major version(s) to lint with (default: both)")
+    lint_p.add_argument("--only", action="append", metavar="CHECK", help="run only this check (repeatable)")
+    lint_p.set_defaults(func=cmd_lint)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except GeneratorError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""Prometheus rules: ``templates_src/rules/*.yaml.j2`` -> rule data in the chart.
+
+A rules template renders ``groups:``, each with recording rules and alerts
+in a compact form (``severity``, ``team``, ``summary``, ``description``,
+``dashboard``, named ``params`` used as ``${name}`` in the expression).
+This module checks each rule (names, severities, static summaries, metrics
+in the catalog, recording rules defined before use) and writes
+``chart/files/rules/<group>.json``; the chart applies the per-environment
+overrides (enabled, for, thresholds, labels) and renders PrometheusRules.
+"""
+from __future__ import annotations
+
+import re
+
+from ..errors import ValidationError
+from ..yamlio import dump_json
+
+SEVERITIES = ("critical", "warning", "info")
+ALERT_NAME = re.compile(r"^[A-Z][A-Za-z0-9]{2,39}$")
+RECORD_NAME = re.compile(r"^[a-z_]+:[a-z0-9_]+:[a-z0-9_]+$")
+GROUP_NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,62}$")
+DURATION = r"^(([0-9]+)(ms|s|m|h|d|w|y))+$"
+PARAM = re.compile(r"\$\{([A-Za-z][A-Za-z0-9]*)\}")
+ALERT_FIELDS = {"alert", "expr", "for", "keep_firing_for", "severity", "team", "service", "summary",
+                "description", "dashboard", "params", "labels", "runbook"}
+RECORD_FIELDS = {"record", "expr", "labels"}
+MAX_RULES_PER_GROUP = 20
+
+
+def _check_alert(rule: dict, where: str, display: str) -> dict:
+    name = rule.get("alert")
+    unknown = set(rule) - ALERT_FIELDS
+    if unknown:
+        raise ValidationError(f"{where}: unknown field {sorted(unknown)[0]!r}; allowed: {', '.join(sorted(ALERT_FIELDS))}",
+                              file=display)
+    if not isinstance(name, str) or not ALERT_NAME.match(name):
+        raise ValidationError(f"{where}: alert name {name!r} must be CamelCase, 3 to 40 letters and digits", file=display)
+    for req in ("expr", "severity", "summary", "description", "team"):
+        if not rule.get(req):
+            raise ValidationError(f"alert {name}: missing {req!r}", file=display)
+    if rule["severity"] not in SEVERITIES:
+        raise ValidationError(f"alert {name}: severity {rule['severity']!r} is not allowed; allowed: "
+                              f"{', '.join(SEVERITIES)}", file=display)
+    if "{{" in rule["summary"]:
+        raise ValidationError(f"alert {name}: summary must be a static sentence (put values in description)",
+                              file=display)
+    params = rule.get("params") or {}
+    for key, value in params.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValidationError(f"alert {name}: param {key!r} must be a number, got {value!r}", file=display)
+    used = set(PARAM.findall(rule["expr"])) | set(PARAM.findall(rule["description"]))
+    missing = used - set(params)
+    if missing:
+        raise ValidationError(f"alert {name}: ${{{sorted(missing)[0]}}} is used but not declared in params",
+                              file=display)
+    unused = set(params) - used
+    if unused:
+        raise ValidationError(f"alert {name}: param {sorted(unused)[0]!r} is declared but never used", file=display)
+    return rule
+
+
+def _dashboard_path(dashboard, display: str, alert: str) -> str:
+    """``/d/<uid>?var-cluster={{ $labels.cluster }}&var-...``: the chart prefixes the Grafana URL."""
+    if not isinstance(dashboard, dict) or not dashboard.get("uid"):
+        raise ValidationError(f"alert {alert}: missing dashboard: {{uid: ..., vars: {{...}}}} "
+                              "(the dashboard that shows the problem)", file=display)
+    variables = {"cluster": "{{ $labels.cluster }}", **(dashboard.get("vars") or {})}
+    query = "&".join(f"var-{k}={v}" for k, v in sorted(variables.items()))
+    return f"/d/{dashboard['uid']}?{query}"
+
+
+def build(src, out) -> None:
+    catalog = out.shared["catalog"]
+    groups: dict[str, dict] = {}
+    alerts: dict[str, dict] = {}
+    recorded: set[str] = set()
+    sources: list[tuple[str, str, dict]] = []
+    for path in sorted((src.templates / "rules").glob("*.yaml.j2")):
+        name = str(path.relative_to(src.templates))
+        display = src.renderer.display(name)
+        doc = src.renderer.render_data(name, {"slos": out.shared.get("slos", {})})
+        if not isinstance(doc, dict) or not isinstance(doc.get("groups"), list):
+            raise ValidationError("a rules template renders a mapping with a 'groups:' list", file=display)
+        for group in doc["groups"]:
+            sources.append((name, display, group))
+            for rule in group.get("rules", []):
+                if "record" in rule:
+                    recorded.add(rule["record"])
+    for name, display, group in sources:
+        gname = group.get("name")
+        if not isinstance(gname, str) or not GROUP_NAME.match(gname):
+            raise ValidationError(f"group name {gname!r} must be lowercase letters, digits, '.', '_' or '-'",
+                                  file=display)
+        if gname in groups:
+            raise ValidationError(f"group {gname!r} is defined twice", file=display)
+        rules = group.get("rules") or []
+        if len(rules) > MAX_RULES_PER_GROUP:
+            raise ValidationError(f"group {gname}: {len(rules)} rules; at most {MAX_RULES_PER_GROUP} "
+                                  "a group (split it)", file=display)
+        emitted = []
+        for i, rule in enumerate(rules):
+            where = f"group {gname}, rule {i + 1}"
+            if "record" in rule:
+                unknown = set(rule) - RECORD_FIELDS
+                if unknown or not RECORD_NAME.match(str(rule["record"])):
+                    raise ValidationError(f"{where}: recording rule {rule.get('record')!r} must be named "
+                                          "level:metric:operations with only record, expr, labels", file=display)
+                catalog.check_expr(rule["expr"], f"recording rule {rule['record']}", recorded=recorded, file=display)
+                emitted.append({"record": rule["record"], "expr": rule["expr"].strip(),
+                                "labels": rule.get("labels") or {}})
+                continue
+            rule = _check_alert(rule, where, display)
+            if rule["alert"] in alerts:
+                raise ValidationError(f"alert {rule['alert']} is defined twice", file=display)
+            catalog.check_expr(rule["expr"], f"alert {rule['alert']}", recorded=recorded, file=display)
+            item = {
+                "alert": rule["alert"],
+                "expr": rule["expr"].strip(),
+                "for": rule.get("for", "0m"),
+                "keep_firing_for": rule.get("keep_firing_for", ""),
+                "severity": rule["severity"],
+                "labels": {"team": rule["team"], "service": rule.get("service", rule["team"]),
+                           **(rule.get("labels") or {})},
+                "summary": rule["summary"].strip(),
+                "description": rule["description"].strip(),
+                "runbook": rule.get("runbook", rule["alert"]),
+                "dashboard": {"path": _dashboard_path(rule.get("dashboard"), display, rule["alert"])},
+                "params": rule.get("params") or {},
+                "group": gname,
+            }
+            alerts[rule["alert"]] = item
+            emitted.append(item)
+        groups[gname] = {"name": gname, "interval": group.get("interval", ""), "rules": emitted}
+        out.add(f"chart/files/rules/{gname}.json", dump_json(groups[gname]))
+    out.shared["rule_groups"] = groups
+    out.shared["alerts"] = alerts
+    out.shared["recorded"] = recorded
+    out.schema_extensions[("rules", "groups")] = {
+        g: {"type": "object", "additionalProperties": False, "description": f"rule group {g}",
+            "properties": {
+                "enabled": {"type": "boolean", "default": True, "description": "ship this group"},
+                "interval": {"type": "string", "pattern": DURATION, "description": "evaluation interval"},
+                "labels": {"type": "object", "additionalProperties": {"type": "string"},
+                           "description": "extra labels on every rule of the group"}}}
+        for g in groups}
+    out.schema_extensions[("rules", "alerts")] = {
+        a: {"type": "object", "additionalProperties": False,
+            "description": f"{item['severity']} alert: {item['summary']}",
+            "properties": {
+                "enabled": {"type": "boolean", "default": True, "description": "ship this alert"},
+                "for": {"type": "string", "pattern": DURATION, "default": item["for"],
+                        "description": "how long the condition must hold"},
+                "keepFiringFor": {"type": "string", "pattern": DURATION,
+                                  "description": "keep firing this long after the condition clears"},
+                "severity": {"type": "string", "enum": list(SEVERITIES), "default": item["severity"],
+                             "description": "severity label (routes the alert)"},
+                "thresholds": {"type": "object", "additionalProperties": False,
+                               "description": "named thresholds of the expression",
+                               "properties": {p: {"type": "number", "default": v,
+                                                  "description": f"{p} (default {v})"}
+                                              for p, v in item["params"].items()}},
+                "labels": {"type": "object", "additionalProperties": {"type": "string"},
+                           "description": "extra labels"},
+                "annotations": {"type": "object", "additionalProperties": {"type": "string"},
+                                "description": "extra annotations"}}}
+        for a, item in alerts.items()}

@@ -1,0 +1,167 @@
+"""The values schema: one source for ``values.schema.json``, the generated
+``values.yaml`` and the validation of every environment file.
+
+The schema is inferred from ``values/defaults.yaml`` (the type of each
+default, the documentation above each key, ``@schema`` fragments), then
+extended by the content: one property per dashboard and per alert, so a
+misspelt dashboard uid or alert name fails ``helm lint`` by name.
+Every object is closed (``additionalProperties: false``) unless its
+``@schema`` says what its entries are.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import jsonschema
+
+from . import yamlio
+from .errors import ValuesError
+from .values import Defaults, Environment, merge
+
+SCHEMA_ID = "https://virtengine.io/observability/values.schema.json"
+REQUIRED = "x-required"      # source-only marker: the setting must be set by an environment
+
+
+def _infer(value: Any, path: tuple, defaults: Defaults) -> dict:
+    doc = defaults.docs.get(path)
+    if doc is None and path:
+        raise ValuesError("undocumented setting: add a comment above it that starts with its name",
+                          file=defaults.file, line=yamlio.line_of(defaults.data, list(path)), key=".".join(path))
+    fragment = copy.deepcopy(doc.schema) if doc else {}
+    if isinstance(value, dict) and "additionalProperties" not in fragment:
+        node: dict = {"type": "object", "additionalProperties": False,
+                      "properties": {k: _infer(v, path + (k,), defaults) for k, v in value.items()}}
+    elif isinstance(value, dict):
+        node = {"type": "object"}
+    elif isinstance(value, bool):
+        node = {"type": "boolean"}
+    elif isinstance(value, int):
+        node = {"type": "integer"}
+    elif isinstance(value, float):
+        node = {"type": "number"}
+    elif isinstance(value, str):
+        node = {"type": "string"}
+    elif isinstance(value, list):
+        node = {"type": "array"}
+    elif value is None:
+        if "type" not in fragment:
+            raise ValuesError("a null default needs '# @schema {\"type\": ...}' above it",
+                              file=defaults.file, line=doc.line if doc else None, key=".".join(path))
+        node = {}
+    else:
+        raise ValuesError(f"unsupported default of type {type(value).__name__}", file=defaults.file,
+                          key=".".join(path))
+    if doc and path:
+        name = path[-1]
+        if not doc.text.startswith(name):
+            raise ValuesError(f"the comment above {name!r} must start with its name, "
+                              f"e.g. '# {name} -- what it does'", file=defaults.file, line=doc.line,
+                              key=".".join(path))
+        node["description"] = doc.text[len(name):].lstrip(" -:").strip() or doc.text
+    node.update(fragment)
+    if path:
+        node["default"] = yamlio.plain(value)
+    return node
+
+
+def build(defaults: Defaults, extensions: dict[tuple, dict] | None = None) -> dict:
+    """The full JSON Schema (draft 7) for the chart's values."""
+    root = _infer(defaults.data, (), defaults)
+    for path, properties in sorted((extensions or {}).items()):
+        node = root
+        for part in path:
+            node = node["properties"][part]
+        node.setdefault("properties", {}).update(copy.deepcopy(properties))
+        node["additionalProperties"] = False
+    _allow_hidden(root)
+    root["$schema"] = "http://json-schema.org/draft-07/schema#"
+    root["$id"] = SCHEMA_ID
+    root["title"] = "Values of the virtengine-observability chart"
+    return root
+
+
+def _allow_hidden(node: dict) -> None:
+    """Closed objects still accept hidden ``_`` keys, so values/<env>.yaml installs as written."""
+    if node.get("additionalProperties") is False:
+        node["patternProperties"] = {"^_": {}}
+    for sub in node.get("properties", {}).values():
+        _allow_hidden(sub)
+    if isinstance(node.get("additionalProperties"), dict):
+        _allow_hidden(node["additionalProperties"])
+
+
+def for_helm(schema: dict) -> dict:
+    """The schema as shipped: source-only markers removed."""
+    if isinstance(schema, dict):
+        return {k: for_helm(v) for k, v in schema.items() if k != REQUIRED}
+    if isinstance(schema, list):
+        return [for_helm(v) for v in schema]
+    return schema
+
+
+def required_paths(schema: dict, prefix: tuple = ()) -> list[tuple]:
+    out = []
+    for key, sub in schema.get("properties", {}).items():
+        if sub.get(REQUIRED):
+            out.append(prefix + (key,))
+        out.extend(required_paths(sub, prefix + (key,)))
+    return out
+
+
+def _get(data: Any, path: tuple) -> Any:
+    for part in path:
+        if not isinstance(data, dict) or part not in data:
+            return None
+        data = data[part]
+    return data
+
+
+def validate_environment(schema: dict, defaults: Defaults, env: Environment) -> dict:
+    """Validates an environment overlay; returns the merged values (hidden keys dropped)."""
+    merged = merge(yamlio.plain(defaults.data), env.overlay)
+    validator = jsonschema.Draft7Validator(for_helm(schema))
+    errors = sorted(validator.iter_errors(merged), key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    for error in errors:
+        raise _values_error(error, env)
+    for path in required_paths(schema):
+        if _get(merged, path) in (None, "", [], {}):
+            sub = _get_schema(schema, path)
+            raise ValuesError(f"required setting has no value: {sub.get('description', '')}".rstrip(": "),
+                              file=env.file, key=".".join(path))
+    return merged
+
+
+def _get_schema(schema: dict, path: tuple) -> dict:
+    for part in path:
+        schema = schema["properties"][part]
+    return schema
+
+
+def _values_error(error: jsonschema.ValidationError, env: Environment) -> ValuesError:
+    path = list(error.absolute_path)
+    key = ".".join(str(p) for p in path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(k for k in error.instance if k not in error.schema.get("properties", {}))
+        bad = extra[0] if extra else "?"
+        full = path + [bad]
+        return ValuesError(f"unknown key {bad!r}; allowed here: {', '.join(allowed) or '(none)'}",
+                           file=env.file, line=yamlio.line_of(env.data, full),
+                           key=".".join(str(p) for p in full))
+    if error.validator == "enum":
+        message = f"{error.instance!r} is not allowed; allowed: {', '.join(map(str, error.validator_value))}"
+    elif error.validator == "type":
+        message = f"expected {error.validator_value}, got {type(error.instance).__name__} {error.instance!r}"
+    elif error.validator == "pattern":
+        hint = error.schema.get("description", "")
+        message = f"{error.instance!r} does not match {error.validator_value}" + (f" ({hint})" if hint else "")
+    else:
+        message = error.message
+    return ValuesError(message, file=env.file, line=yamlio.line_of(env.data, path), key=key or None)
+
+
+def values_yaml(defaults: Defaults, header: str) -> str:
+    """``chart/values.yaml``: the defaults file as written, without ``@schema`` lines."""
+    lines = [line for line in defaults.text.splitlines() if not line.strip().startswith("# @schema")]
+    return header + "\n".join(lines).rstrip("\n") + "\n"

@@ -1,0 +1,165 @@
+"""Strict reading and canonical writing of YAML and JSON.
+
+Reading refuses what YAML would silently accept: duplicate keys (no "last
+one wins"), alias bombs, non-UTF-8 bytes, oversized files. Every mapping
+read remembers the line of each key so errors can name it. Writing is
+canonical: sorted keys, two-space indent, a trailing newline, no timestamps.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import GeneratorError
+
+MAX_BYTES = 4 * 1024 * 1024        # a values or content file larger than this is refused
+MAX_NODES = 200_000                # an expanded document larger than this is refused
+
+
+class LineDict(dict):
+    """A dict that remembers the source line of each key (1-based)."""
+
+    lines: dict
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.lines = {}
+
+
+class _StrictLoader(yaml.SafeLoader):
+    pass
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> LineDict:
+    loader.flatten_mapping(node)
+    out = LineDict()
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                None, None, "a mapping key must be a plain value", key_node.start_mark)
+        if key in out:
+            raise yaml.constructor.ConstructorError(
+                None, None,
+                f"duplicate key {key!r} (first at line {out.lines[key]}); a key may appear once",
+                key_node.start_mark)
+        out[key] = loader.construct_object(value_node, deep=True)
+        out.lines[key] = key_node.start_mark.line + 1
+    return out
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _count_nodes(data: Any, limit: int) -> int:
+    """Counts nodes of the expanded document, stopping past ``limit``."""
+    count = 0
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        count += 1
+        if count > limit:
+            return count
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return count
+
+
+def decode(raw: bytes, file: str) -> str:
+    if len(raw) > MAX_BYTES:
+        raise GeneratorError(f"file is {len(raw)} bytes; the limit is {MAX_BYTES} bytes", file=file)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise GeneratorError(f"not valid UTF-8 (byte {e.start}: {raw[e.start:e.start + 1]!r}); "
+                             "save the file as UTF-8", file=file, line=line) from None
+
+
+def loads_yaml(text: str, file: str, *, line_offset: int = 0) -> Any:
+    """Parses one YAML document strictly; errors name ``file`` and the line."""
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 + line_offset if mark else None
+        problem = e.problem or str(e)
+        if e.context and "duplicate" not in problem:
+            problem = f"{e.context}: {problem}"
+        raise GeneratorError(f"invalid YAML: {problem}", file=file, line=line) from None
+    except yaml.YAMLError as e:
+        raise GeneratorError(f"invalid YAML: {e}", file=file) from None
+    if _count_nodes(data, MAX_NODES) > MAX_NODES:
+        raise GeneratorError(f"document expands to more than {MAX_NODES} values "
+                             "(are anchors and aliases nesting each other?)", file=file)
+    return data
+
+
+def load_yaml_file(path: Path, display: str | None = None) -> Any:
+    display = display or str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise GeneratorError(f"cannot read: {e.strerror}", file=display) from None
+    return loads_yaml(decode(raw, display), display)
+
+
+def loads_json(text: str, file: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise GeneratorError(f"invalid JSON: {e.msg} (column {e.colno})", file=file, line=e.lineno) from None
+
+
+def plain(data: Any) -> Any:
+    """Converts LineDicts and tuples into plain dicts and lists."""
+    if isinstance(data, dict):
+        return {k: plain(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [plain(v) for v in data]
+    return data
+
+
+def line_of(data: Any, path: list) -> int | None:
+    """The source line of the deepest key of ``path`` that is known."""
+    line = None
+    node = data
+    for part in path:
+        if isinstance(node, LineDict) and part in node:
+            line = node.lines.get(part, line)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            break
+    return line
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _str_representer(dumper: yaml.SafeDumper, value: str):
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str_representer)
+
+
+def dump_yaml(data: Any) -> str:
+    return yaml.dump(plain(data), Dumper=_Dumper, sort_keys=True, default_flow_style=False,
+                     allow_unicode=True, width=100, indent=2)
+
+
+def dump_json(data: Any, *, minify: bool = False) -> str:
+    if minify:
+        return json.dumps(plain(data), sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
+    return json.dumps(plain(data), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
