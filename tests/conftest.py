@@ -62,3 +62,72 @@ def run_generator(root: Path, *args: str) -> subprocess.CompletedProcess:
 
 def tree_bytes(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true",
+                     help="rewrite golden files under tests/golden/ from the current output")
+
+
+@pytest.fixture
+def golden(request):
+    """``golden(name, text)``: compares with tests/golden/<name>; a missing file fails."""
+    update = request.config.getoption("--update-golden")
+
+    def check(name: str, text: str) -> None:
+        path = ROOT / "tests" / "golden" / name
+        if update:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            return
+        assert path.exists(), f"golden file {path} is missing; create it with pytest --update-golden"
+        assert text == path.read_text(), f"output differs from {path}; if intended, run pytest --update-golden"
+    return check
+
+
+def write_tree(root: Path, files: dict[str, str]) -> Path:
+    """Builds an input tree inline: ``{relative path: text}``."""
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+MINI_TREE = {
+    "values/dev.yaml": "_note: hidden\nglobal:\n  environment: dev\n  cluster: c1\n",
+    "templates_src/metrics/m.yaml": (
+        "metrics:\n"
+        "  - {name: up, type: gauge, labels: [instance], help: Target up., source: prometheus}\n"
+        "  - {name: widgets, type: gauge, labels: [state], help: Widgets by state., source: application}\n"),
+    "templates_src/lib/p.j2": (
+        '<% macro ts(title, expr, legend) -%>\n'
+        '{"type": "timeseries", "title": << title | tojson >>, "description": "d", '
+        '"targets": [{"expr": << expr | tojson >>, "legendFormat": << legend | tojson >>}]}\n'
+        '<%- endmacro %>\n'),
+    "templates_src/dashboards/mini.yaml.j2": (
+        '<% from "lib/p.j2" import ts %>\n'
+        'uid: mini\ntitle: Mini\nfolder: Test\nvariables: [cluster]\npanels:\n'
+        '  - << ts("Widgets", "sum by (state) (widgets)", "{{state}}") >>\n'),
+    "templates_src/rules/r.yaml.j2": (
+        "groups:\n"
+        "  - name: mini.rules\n"
+        "    rules:\n"
+        "      - alert: TargetDown\n"
+        "        expr: up == ${floor}\n"
+        "        for: 5m\n"
+        "        severity: critical\n"
+        "        team: sre\n"
+        "        summary: A target is down.\n"
+        "        description: '{{ $labels.instance }} is down'\n"
+        "        params: {floor: 0}\n"
+        "        dashboard: {uid: mini}\n"),
+}
+
+
+def mini_project(root: Path) -> Path:
+    """A tiny project: the real chart templates and defaults, one dashboard and one alert."""
+    write_tree(root, MINI_TREE)
+    shutil.copy(ROOT / "values" / "defaults.yaml", root / "values" / "defaults.yaml")
+    shutil.copytree(ROOT / "templates_src" / "chart", root / "templates_src" / "chart")
+    return root
