@@ -1,0 +1,53 @@
+{{/* vemon.scrapeName: the object name of one scrape component: <fullname>-<component>; stable across versions and environments. */}}
+{{- define "vemon.scrapeName" -}}
+{{- printf "%s-%s" (include "vemon.fullname" .root) (include "vemon.dnsName" .key) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* vemon.scrapeMeta: metadata of a ServiceMonitor/PodMonitor (name, namespace, labels incl. scrape.labels for the operator's selector). */}}
+{{- define "vemon.scrapeMeta" -}}
+name: {{ include "vemon.scrapeName" . }}
+namespace: {{ .root.Release.Namespace }}
+labels:
+  {{- include "vemon.labels" .root | nindent 2 }}
+  app.kubernetes.io/component: {{ include "vemon.dnsName" .key }}
+  {{- with .root.Values.scrape.labels }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- end }}
+
+{{/* vemon.scrapeSelectors: the selector and namespaceSelector of one component (scrape.namespaces, or the release namespace). */}}
+{{- define "vemon.scrapeSelectors" -}}
+selector:
+  matchLabels:
+    {{- toYaml .c.selector | nindent 4 }}
+namespaceSelector:
+  matchNames:
+    {{- toYaml (default (list .root.Release.Namespace) .root.Values.scrape.namespaces) | nindent 4 }}
+{{- end }}
+
+{{/* vemon.scrapeEndpoint: one endpoint: port, path, params, interval, timeout; relabelling sets job and cluster on every series (up included) and chain_id where a series lacks it. */}}
+{{- define "vemon.scrapeEndpoint" -}}
+- port: {{ .c.port }}
+  path: {{ .c.path }}
+  {{- with .c.params }}
+  params:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  interval: {{ .c.interval | default .root.Values.scrape.interval }}
+  scrapeTimeout: {{ .c.scrapeTimeout | default .root.Values.scrape.scrapeTimeout }}
+  relabelings:
+    - action: replace
+      targetLabel: job
+      replacement: {{ .c.job | quote }}
+    - action: replace
+      targetLabel: cluster
+      replacement: {{ include "vemon.cluster" .root | quote }}
+  {{- with .root.Values.global.chainId }}
+  metricRelabelings:
+    - action: replace
+      sourceLabels: [chain_id]
+      regex: "^$"
+      targetLabel: chain_id
+      replacement: {{ . | quote }}
+  {{- end }}
+{{- end }}
