@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import tools
+from . import budget, tools
 from .errors import GeneratorError, ValidationError
 
 LINTDATA = Path(__file__).parent / "lintdata"
@@ -134,6 +134,7 @@ CHECKS: list[tuple[str, Callable[[LintContext], None]]] = [
     ("version-increment", check_version_increment),
     ("helm-lint", check_helm_lint),
     ("ct", check_ct),
+    ("size-budget", budget.check),
 ]
 
 
