@@ -85,6 +85,8 @@ def parser() -> argparse.ArgumentParser:
                         help="helm major version(s) to lint with (default: both)")
     lint_p.add_argument("--only", action="append", metavar="CHECK", help="run only this check (repeatable)")
     lint_p.set_defaults(func=cmd_lint)
+    from .preview import command as preview_command
+    preview_command.add_parser(sub)
     pub = sub.add_parser("publish", help="helm package chart/ and push it to an OCI registry, never overwriting "
                                         "a published version")
     pub.add_argument("--registry", required=True, metavar="HOST[:PORT]/PATH",
