@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import schema as values_schema
-from . import yamlio
+from . import secrets, yamlio
 from .content import catalog, dashboards, datasources, docs, environments, routing, rules, static
 from .content import chartdocs, scrape
 from .errors import GeneratorError, ValidationError
@@ -82,6 +82,7 @@ def load_sources(root: Path, env_names: list[str] | None = None) -> Sources:
 
 def build(root: Path, env_names: list[str] | None = None) -> Output:
     src = load_sources(root, env_names)
+    secrets.check_values(src)
     out = Output()
     for stage in CONTENT_STAGES:
         stage.build(src, out)
@@ -97,4 +98,5 @@ def build(root: Path, env_names: list[str] | None = None) -> Output:
         src.defaults, header("#", "values/defaults.yaml") + "#\n"))
     for stage in CHART_STAGES:
         stage.build(src, out)
+    secrets.check_generated(out.files)
     return out
