@@ -186,3 +186,13 @@ def test_install_notes_list_what_was_installed_and_how_to_check_it(env):
 
 def test_install_notes_warn_when_the_operator_selector_label_is_missing():
     assert "WARNING: scrape.labels is empty" in install_notes("prod", "--set", "scrape.labels=null")
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_rules_and_scrape_objects_carry_the_label_the_environments_operator_selects(rendered, env):
+    values = env_values(env)
+    release = values["rules"]["labels"]["release"]
+    assert release == values["scrape"]["labels"]["release"]
+    selected = [d for d in rendered[(env, 3)] if d["kind"] in ("PrometheusRule", "ServiceMonitor", "PodMonitor")]
+    assert {d["kind"] for d in selected} == {"PrometheusRule", "ServiceMonitor", "PodMonitor"}
+    assert {d["metadata"]["labels"].get("release") for d in selected} == {release}
