@@ -95,7 +95,7 @@ COUNTERS = (
 )
 # counters that count a share of another counter's events (same labels): (pattern, leader, share)
 FOLLOWS = (
-    (r"(.*)_orders_matched_total", r"\1_orders_created_total", 0.97),
+    (r"(.*)_orders_matched_total", r"\1_orders_created_total", 0.99),
     (r"(.*)_workload_failures_total", r"\1_workload_starts_total", 0.005),
     (r"(.*)_timeout_total", r"\1_requests_total", 0.002),
     (r"(.*)_verifications_total", r"\1_submissions_total", 0.98),
