@@ -25,13 +25,19 @@ def by_kind(docs: list[dict], kind: str) -> dict[str, dict]:
     return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
 
 
+def _latest() -> str:
+    from kubernetes_validate.utils import latest_version
+    return latest_version()
+
+
+@pytest.mark.parametrize("kube", [KUBE, _latest()])
 @pytest.mark.parametrize("major", HELM_MAJORS)
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_every_environment_renders_manifests_valid_against_kubernetes_and_crd_schemas(rendered, env, major):
+def test_every_environment_renders_manifests_valid_against_kubernetes_and_crd_schemas(rendered, env, major, kube):
     docs = rendered[(env, major)]
     kinds = {d["kind"] for d in docs}
     assert {"ServiceMonitor", "PodMonitor", "ConfigMap"} <= kinds
-    assert k8s.validate(docs, KUBE) == []
+    assert k8s.validate(docs, kube) == []
 
 
 BROKEN = [
