@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import schema as values_schema
-from . import secrets, yamlio
+from . import budget, secrets, yamlio
 from .content import catalog, dashboards, datasources, docs, environments, routing, rules, static
 from .content import chartdocs, scrape
 from .errors import GeneratorError, ValidationError
@@ -25,7 +25,7 @@ GENERATOR = "python -m generator render"
 # stages that produce content and extend the values schema
 CONTENT_STAGES = (catalog, rules, dashboards, routing)
 # stages that need the validated values of every environment
-CHART_STAGES = (datasources, environments, static, docs, scrape, chartdocs)
+CHART_STAGES = (datasources, environments, static, docs, scrape, chartdocs, budget)
 
 
 @dataclass
