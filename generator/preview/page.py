@@ -391,6 +391,8 @@ def panel_html(panel: dict, box: Box, results: list[Result], window: Window, the
         body = body_text(panel, w, h)
     elif kind == "heatmap":
         body = body_heatmap(panel, results, w, h, window, theme)
+    elif not panel.get("targets"):
+        body = f'<div class="nodata">{escape(str(kind))} panel: no queries to draw</div>'
     elif any(not r.instant for r in results):
         body = body_timeseries(panel, results, w, h, window, theme)
     else:
