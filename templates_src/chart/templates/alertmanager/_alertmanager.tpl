@@ -131,3 +131,10 @@ label picks the receiver, an unknown or missing team gets defaultTeam's.
 {{- $value := trimPrefix $op $rest | trimPrefix "\"" | trimSuffix "\"" }}
 {{- dict "name" $name "op" $op "value" $value | toJson }}
 {{- end }}
+
+{{/* vemon.alertmanager.crMatcher: a parsed matcher as an AlertmanagerConfig matcher (matchType left out for "=", its default). */}}
+{{- define "vemon.alertmanager.crMatcher" -}}
+{{- $m := dict "name" .name "value" .value }}
+{{- if ne .op "=" }}{{ $_ := set $m "matchType" .op }}{{ end }}
+{{- $m | toJson }}
+{{- end }}
