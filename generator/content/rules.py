@@ -22,6 +22,14 @@ RECORD_NAME = re.compile(r"^[a-z_]+:[a-z0-9_]+:[a-z0-9_]+$")
 GROUP_NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,62}$")
 DURATION = r"^(([0-9]+)(ms|s|m|h|d|w|y))+$"
 PARAM = re.compile(r"\$\{([A-Za-z][A-Za-z0-9]*)\}")
+# a param inside a range or subquery, e.g. [${windowMinutes}m]: a whole number, or the rule does not parse
+RANGE_PARAM = re.compile(r"\[[^\]]*\$\{([A-Za-z][A-Za-z0-9]*)\}")
+# Prometheus expands rule labels and annotations as templates: values set per environment are data, so
+# template code is refused (a label with {{ ... }} in it would make Prometheus reject the whole group);
+# annotations may still use the plain {{ $labels.x }}, {{ $value }} and {{ $externalLabels.x }} forms.
+LABEL_VALUE = r"^([^{]|\{[^{])*\{?$"
+ANNOTATION_VALUE = (r"^([^{]|\{[^{]|\{\{-? *\$(labels\.[A-Za-z_][A-Za-z0-9_]*|value|externalLabels\.[A-Za-z_][A-Za-z0-9_]*)"
+                    r"( *\| *(humanize|humanize1024|humanizeDuration|humanizePercentage|humanizeTimestamp))? *-?\}\})*\{?$")
 ALERT_FIELDS = {"alert", "expr", "for", "keep_firing_for", "severity", "team", "service", "summary",
                 "description", "dashboard", "params", "labels", "runbook", "meaning"}
 RECORD_FIELDS = {"record", "expr", "labels"}
@@ -162,7 +170,7 @@ def build(src, out) -> None:
             "properties": {
                 "enabled": {"type": "boolean", "default": True, "description": "ship this group"},
                 "interval": {"type": "string", "pattern": DURATION, "description": "evaluation interval"},
-                "labels": {"type": "object", "additionalProperties": {"type": "string"},
+                "labels": {"type": "object", "additionalProperties": {"type": "string", "pattern": LABEL_VALUE},
                            "description": "extra labels on every rule of the group"}}}
         for g in groups}
     out.schema_extensions[("rules", "alerts")] = {
@@ -178,11 +186,19 @@ def build(src, out) -> None:
                              "description": "severity label (routes the alert)"},
                 "thresholds": {"type": "object", "additionalProperties": False,
                                "description": "named thresholds of the expression",
-                               "properties": {p: {"type": "number", "default": v,
-                                                  "description": f"{p} (default {v})"}
+                               "properties": {p: _threshold_schema(p, v, item["expr"])
                                               for p, v in item["params"].items()}},
-                "labels": {"type": "object", "additionalProperties": {"type": "string"},
+                "labels": {"type": "object", "additionalProperties": {"type": "string", "pattern": LABEL_VALUE},
                            "description": "extra labels"},
-                "annotations": {"type": "object", "additionalProperties": {"type": "string"},
+                "annotations": {"type": "object",
+                                "additionalProperties": {"type": "string", "pattern": ANNOTATION_VALUE},
                                 "description": "extra annotations"}}}
         for a, item in alerts.items()}
+
+
+def _threshold_schema(param: str, default, expr: str) -> dict:
+    """A number; a whole number from 1 to 10000 where it is the length of a range (``[${p}m]``)."""
+    if param in RANGE_PARAM.findall(expr):
+        return {"type": "integer", "minimum": 1, "maximum": 10000, "default": default,
+                "description": f"{param} (default {default}; a whole number: the length of a range)"}
+    return {"type": "number", "default": default, "description": f"{param} (default {default})"}
