@@ -143,31 +143,60 @@ def test_object_names_are_the_same_in_every_environment_and_chart_version(render
 KEY = re.compile(r"^(\s*)([A-Za-z_][A-Za-z0-9_.-]*):")
 
 
-def _comments_above(lines: list[str], i: int) -> str:
-    """The comments above line i and above each of its parent keys (a parent's comment may explain its children)."""
-    indent = len(lines[i]) - len(lines[i].lstrip())
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def _comment_above(lines: list[str], i: int) -> str:
+    """The comment block directly above line i."""
     text = []
     for line in reversed(lines[:i]):
-        stripped = line.strip()
-        if not stripped:
+        if not line.strip().startswith("#"):
             break
-        if stripped.startswith("#"):
-            text.append(stripped[1:])
-            continue
-        own = len(line) - len(line.lstrip())
-        if own >= indent:
+        text.append(line.strip()[1:])
+    return " ".join(reversed(text))
+
+
+def _names(comment: str, key: str) -> bool:
+    return re.search(rf"(^|[^A-Za-z0-9]){re.escape(key)}([^A-Za-z0-9]|$)", comment) is not None
+
+
+def _explained(lines: list[str], i: int, key: str) -> bool:
+    """A key is explained by a comment above it that names it, or, in a map none of whose keys has its own
+    comment, by the comment above the parent key (a map documented as a whole, like `labels: {release: x}`)."""
+    if _names(_comment_above(lines, i), key):
+        return True
+    own = _indent(lines[i])
+    parent = next((j for j in range(i - 1, -1, -1) if KEY.match(lines[j]) and _indent(lines[j]) < own), None)
+    if parent is None or not _comment_above(lines, parent):
+        return False
+    siblings = []
+    for j in range(parent + 1, len(lines)):
+        if lines[j].strip() and not lines[j].strip().startswith("#") and _indent(lines[j]) < own:
             break
-        indent = own          # a parent key: keep reading its comments
-    return " ".join(text)
+        if KEY.match(lines[j]) and _indent(lines[j]) == own:
+            siblings.append(j)
+    return not any(_comment_above(lines, j) for j in siblings)
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_every_key_of_an_environment_file_is_explained_in_a_comment_above_it(env):
     lines = (ROOT / "values" / f"{env}.yaml").read_text().splitlines()
     undocumented = [f"{env}.yaml:{i + 1}: {m.group(2)}" for i, line in enumerate(lines)
-                    if (m := KEY.match(line)) and not re.search(rf"(^|[^A-Za-z0-9]){re.escape(m.group(2))}([^A-Za-z0-9]|$)",
-                                                                 _comments_above(lines, i))]
+                    if (m := KEY.match(line)) and not _explained(lines, i, m.group(2))]
     assert undocumented == []
+
+
+@pytest.mark.parametrize("text,bad", [
+    ("# global -- g\nglobal:\n  # cluster -- c\n  cluster: a\n  chainId: b\n", ["chainId"]),
+    ("# labels -- the release label\nlabels:\n  release: x\n  team: y\n", []),
+    ("global:\n  # cluster -- c\n  cluster: a\n", ["global"]),
+    ("# x -- the map\nx:\n  # a -- documented\n  a: 1\n  b: 2\n", ["b"]),
+])
+def test_the_key_documentation_rule_itself(text, bad):
+    lines = text.splitlines()
+    found = [m.group(2) for i, line in enumerate(lines) if (m := KEY.match(line)) and not _explained(lines, i, m.group(2))]
+    assert found == bad
 
 
 def install_notes(env: str, *extra: str) -> str:
