@@ -21,12 +21,22 @@ PY = sys.executable
 
 def timed(cmd: list[str], *, cwd: Path = ROOT, check: bool = True) -> float:
     """Wall-clock seconds of one whole-process run."""
+    return timed_cpu(cmd, cwd=cwd, check=check)[0]
+
+
+def timed_cpu(cmd: list[str], *, cwd: Path = ROOT, check: bool = True) -> tuple[float, float]:
+    """(wall seconds, CPU seconds user+sys) of one whole-process run; CPU time is
+    what the process itself cost, less disturbed by other jobs on a shared machine."""
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc.stderr.close()
     if check and proc.returncode != 0:
-        raise RuntimeError(f"`{' '.join(map(str, cmd))}` failed:\n{proc.stderr.strip()[-2000:]}")
-    return elapsed
+        raise RuntimeError(f"`{' '.join(map(str, cmd))}` failed:\n{err.strip()[-2000:]}")
+    return elapsed, usage.ru_utime + usage.ru_stime
 
 
 def median(xs: list[float]) -> float:

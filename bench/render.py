@@ -7,7 +7,7 @@ import math
 import tempfile
 from pathlib import Path
 
-from .common import PY, Report, median, ms, timed
+from .common import PY, Report, median, ms, timed, timed_cpu
 from .synthetic import make_tree
 
 TARGET = 0.5
@@ -25,10 +25,12 @@ def content_size(root: Path) -> tuple[int, int]:
     return dashboards, rules
 
 
-def render_times(root: Path, runs: int) -> list[float]:
+def render_times(root: Path, runs: int) -> tuple[list[float], list[float]]:
+    """(wall times, CPU times) of ``runs`` cold renders."""
     cmd = [PY, "-m", "generator", "--root", str(root), "render"]
     timed(cmd)  # warms the page cache and checks the tree renders; not counted
-    return [timed(cmd) for _ in range(runs)]
+    runs_ = [timed_cpu(cmd) for _ in range(runs)]
+    return [w for w, _ in runs_], [c for _, c in runs_]
 
 
 def run(report: Report, work: Path, *, quick: bool) -> dict[int, Path]:
@@ -41,16 +43,17 @@ def run(report: Report, work: Path, *, quick: bool) -> dict[int, Path]:
         # every tree, the default one too, is a copy: the repository's chart/ is never rewritten
         root = make_tree(Path(tempfile.mkdtemp(prefix=f"x{factor}-", dir=work)), factor)
         try:
-            times = render_times(root, runs[factor])
+            times, cpu = render_times(root, runs[factor])
         except RuntimeError as e:
             report.note(f"render of the {factor}x tree failed, skipped: {str(e)[-300:]}")
             continue
         trees[factor] = root
         dashboards, rules = content_size(root)
-        results[factor] = (median(times), dashboards, rules)
-        target = f"< {ms(TARGET)}" if factor == 1 else ""
+        results[factor] = (median(cpu), dashboards, rules)
+        target = f"< {ms(TARGET)} (CPU time)" if factor == 1 else ""
         report.add("render", f"render {factor}x ({dashboards} dashboards, {rules} rules), median of {len(times)}",
-                   ms(median(times)), target, median(times) < TARGET if factor == 1 else None)
+                   f"{ms(median(times))} wall, {ms(median(cpu))} CPU", target,
+                   median(cpu) < TARGET if factor == 1 else None)
     rows = []
     base = results.get(1)
     for factor, (t, d, r) in sorted(results.items()):
@@ -59,9 +62,10 @@ def run(report: Report, work: Path, *, quick: bool) -> dict[int, Path]:
         size_ratio = (d + r) / max(1, base[1] + base[2])
         time_ratio = t / base[0]
         exponent = math.log(time_ratio) / math.log(size_ratio) if size_ratio > 1 and time_ratio > 0 else float("nan")
-        rows.append([f"1x -> {factor}x", f"{size_ratio:.1f}x", f"{time_ratio:.2f}x", f"{exponent:.2f}"])
-        report.add("render", f"render growth exponent 1x -> {factor}x (time ~ size^k)", f"k = {exponent:.2f}",
+        rows.append([f"1x -> {factor}x", f"{size_ratio:.1f}x", f"{time_ratio:.2f}x", f"{exponent:.2f}",
+                     f"{(t - base[0]) / max(1, d + r - base[1] - base[2]) * 1000:.2f} ms"])
+        report.add("render", f"render growth exponent 1x -> {factor}x (CPU time ~ size^k)", f"k = {exponent:.2f}",
                    "k <= 1 (linear)", exponent <= 1.05)
     if rows:
-        report.table("render scaling", ["step", "content", "time", "exponent k"], rows)
+        report.table("render scaling (CPU time)", ["step", "content", "time", "exponent k", "per item added"], rows)
     return trees
