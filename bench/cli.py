@@ -41,6 +41,30 @@ def markdown(report: Report, info: dict, command: str, started: str, elapsed: fl
     for title, rows in report.tables.items():
         lines += ["", f"### {title}", "", "| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
         lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows[1:]]
+    lines += ["", "## How each figure is measured", "",
+              "1. **render**: `python -m generator --root <copy> render` as a cold process (all environments "
+              "validated), after one uncounted warm-up run; the 10x and 100x trees are copies of the sources with "
+              "every dashboard and rule group copied under new uids, titles, group, alert and record names "
+              "(bench/synthetic.py). The verdict uses CPU time (user+sys of the process), which other jobs on a "
+              "shared machine disturb least; wall time is printed beside it.",
+              "2. **helm**: `helm template` of chart/ with values/prod.yaml against a static chart with the same "
+              "Chart.yaml, values.yaml and values.schema.json and one template per rendered object holding its "
+              "text as a single constant; runs alternate pair by pair, the ratio is the median of per-pair ratios. "
+              "Per-item cost: the overhead over the floor with dashboards alone (rules off) and rules alone "
+              "(dashboards off), difference between the default and the 10x tree divided by the items added.",
+              "3. **size**: the release record from `helm install --dry-run=client -o json` (Helm 4, no cluster), "
+              "encoded as Helm's Secret driver stores it: base64(gzip(JSON)); objects measured as JSON. Headroom: "
+              "the median dashboard's chart file and object compressed on their own (a conservative figure).",
+              "4. **prometheus**: the simulator (simulator/) driven through 6 h of simulated time, one sample per "
+              "30 s, loaded with `promtool tsdb create-blocks-from openmetrics`, then scraped live by a real "
+              "Prometheus with the chart's rules (prod values, every group evaluated each 10 s); "
+              "`prometheus_rule_group_last_duration_seconds` (median of 5 readings) and each panel query through "
+              "the HTTP API over 6 h at its default step (max(30 s, 6 h / Grafana's data points for the panel "
+              "width), rounded up to a nice step; stat panels as instant queries) with `stats=all`: the figure is "
+              "Prometheus' own execTotalTime, the median of 3 runs.",
+              "5. **latency**: the routing work's fault-to-page benchmark, when it exists.",
+              "", "Size budgets enforced by `python -m generator lint` (check `size-budget`, generator/budget.py) "
+              "use the measurement of section 3 with the shares in values/_budgets.yaml."]
     lines += ["", "## Misses", ""]
     lines += [f"- {f.section}: {f.name}: {f.value} (target {f.target})" for f in report.misses] or ["- none"]
     if report.notes:
