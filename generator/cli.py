@@ -45,6 +45,28 @@ def cmd_lint(args) -> int:
     return 0
 
 
+def cmd_publish(args) -> int:
+    from . import publish
+    done = publish.publish(_root(args), args.registry, helm_major=args.helm, plain_http=args.plain_http,
+                           check_sources=not args.skip_source_check)
+    print(f"pushed {done.ref}:{done.version} {done.digest}".rstrip())
+    return 0
+
+
+def cmd_diff(args) -> int:
+    from . import diffenv
+    text = diffenv.run(_root(args), args.envs, base=args.base, helm_major=args.helm, context=args.context)
+    print(text, end="")
+    return 0
+
+
+def cmd_bundle(args) -> int:
+    from .content import bundle
+    files = bundle.write(_root(args), args.env, Path(args.out), helm_major=args.helm)
+    print(f"wrote the {args.env} local bundle: {len(files)} files in {args.out}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m generator",
@@ -63,6 +85,31 @@ def parser() -> argparse.ArgumentParser:
                         help="helm major version(s) to lint with (default: both)")
     lint_p.add_argument("--only", action="append", metavar="CHECK", help="run only this check (repeatable)")
     lint_p.set_defaults(func=cmd_lint)
+    from .preview import command as preview_command
+    preview_command.add_parser(sub)
+    pub = sub.add_parser("publish", help="helm package chart/ and push it to an OCI registry, never overwriting "
+                                        "a published version")
+    pub.add_argument("--registry", required=True, metavar="HOST[:PORT]/PATH",
+                     help="where to push, e.g. ghcr.io/virtengine/charts (oci:// optional)")
+    pub.add_argument("--helm", type=int, choices=(3, 4), default=3, help="helm major version to use (default 3)")
+    pub.add_argument("--plain-http", action="store_true", help="talk http to the registry (a local test registry)")
+    pub.add_argument("--skip-source-check", action="store_true",
+                     help="publish chart/ even if it differs from what its sources render")
+    pub.set_defaults(func=cmd_publish)
+    d = sub.add_parser("diff", help="what an environment change does, as a diff of rendered manifests: "
+                                    "two environments, or git BASE against the working tree for one")
+    d.add_argument("envs", nargs="+", metavar="ENV", help="one environment (with --base) or two to compare")
+    d.add_argument("--base", metavar="GIT_REF", help="compare ENV rendered from this ref (e.g. main) with the "
+                                                     "working tree")
+    d.add_argument("--helm", type=int, choices=(3, 4), default=3)
+    d.add_argument("--context", type=int, default=3, help="lines of context (default 3)")
+    d.set_defaults(func=cmd_diff)
+    b = sub.add_parser("bundle", help="the local docker-compose stack (Prometheus, Alertmanager, Grafana, Loki, "
+                                      "Jaeger) for one environment")
+    b.add_argument("--env", required=True, help="environment whose values/<env>.yaml the bundle follows")
+    b.add_argument("--out", required=True, help="folder to write (replaced whole), e.g. deploy/observability")
+    b.add_argument("--helm", type=int, choices=(3, 4), default=3)
+    b.set_defaults(func=cmd_bundle)
     return p
 
 

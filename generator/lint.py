@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import budget, tools
+from . import budget, rulelint, tools
 from .errors import GeneratorError, ValidationError
 
 LINTDATA = Path(__file__).parent / "lintdata"
@@ -135,6 +135,7 @@ CHECKS: list[tuple[str, Callable[[LintContext], None]]] = [
     ("helm-lint", check_helm_lint),
     ("ct", check_ct),
     ("size-budget", budget.check),
+    ("rules", rulelint.check),
 ]
 
 

@@ -9,6 +9,7 @@ of the rendered output that does not parse.
 """
 from __future__ import annotations
 
+import json
 import traceback
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,16 @@ DELIMITERS = dict(
     variable_start_string="<<", variable_end_string=">>",
     comment_start_string="<#", comment_end_string="#>",
 )
+
+
+def _json_default(value):
+    if isinstance(value, jinja2.Undefined):
+        value._fail_with_undefined_error()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _dumps(value, **kwargs):
+    return json.dumps(value, default=_json_default, **kwargs)
 
 
 class Renderer:
@@ -40,6 +51,8 @@ class Renderer:
             **DELIMITERS,
         )
         self.env.globals.update(globals_ or {})
+        # tojson of a missing value names it ("parameter 'title' was not provided") instead of a TypeError
+        self.env.policies["json.dumps_function"] = _dumps
 
     def display(self, name: str) -> str:
         try:
@@ -57,6 +70,10 @@ class Renderer:
             raise TemplateError(f"template syntax error: {e.message}", file=where, line=e.lineno) from None
         except jinja2.TemplateNotFound as e:
             raise TemplateError(f"template not found: {e.name}", file=display) from None
+        except UnicodeDecodeError as e:
+            line = e.object[: e.start].count(b"\n") + 1
+            raise TemplateError(f"not valid UTF-8 (byte {e.start}: {e.object[e.start:e.start + 1]!r}); "
+                                "save the file as UTF-8", file=display, line=line) from None
         except GeneratorError:
             raise
         except Exception as e:  # noqa: BLE001 - any failure inside a template is the template's

@@ -11,6 +11,8 @@ Every object is closed (``additionalProperties: false``) unless its
 from __future__ import annotations
 
 import copy
+import datetime
+import math
 from typing import Any
 
 import jsonschema
@@ -54,6 +56,10 @@ def _infer(value: Any, path: tuple, defaults: Defaults) -> dict:
                           key=".".join(path))
     if doc and path:
         name = path[-1]
+        if not doc.text:
+            raise ValuesError(f"undocumented setting: add a comment above it that starts with its name, "
+                              f"e.g. '# {name} -- what it does'", file=defaults.file, line=doc.line,
+                              key=".".join(path))
         if not doc.text.startswith(name):
             raise ValuesError(f"the comment above {name!r} must start with its name, "
                               f"e.g. '# {name} -- what it does'", file=defaults.file, line=doc.line,
@@ -120,6 +126,7 @@ def _get(data: Any, path: tuple) -> Any:
 def validate_environment(schema: dict, defaults: Defaults, env: Environment) -> dict:
     """Validates an environment overlay; returns the merged values (hidden keys dropped)."""
     merged = merge(yamlio.plain(defaults.data), env.overlay)
+    _check_finite(env.overlay, env, [])
     validator = jsonschema.Draft7Validator(for_helm(schema))
     errors = sorted(validator.iter_errors(merged), key=lambda e: (list(map(str, e.absolute_path)), e.message))
     for error in errors:
@@ -130,6 +137,19 @@ def validate_environment(schema: dict, defaults: Defaults, env: Environment) -> 
             raise ValuesError(f"required setting has no value: {sub.get('description', '')}".rstrip(": "),
                               file=env.file, key=".".join(path))
     return merged
+
+
+def _check_finite(data: Any, env: Environment, path: list) -> None:
+    """JSON Schema calls .nan and .inf numbers; a threshold of .inf would silently never fire."""
+    if isinstance(data, float) and not math.isfinite(data):
+        raise ValuesError(f"expected a finite number, got {data!r}", file=env.file,
+                          line=yamlio.line_of(env.data, path), key=".".join(map(str, path)) or None)
+    if isinstance(data, dict):
+        for k, v in data.items():
+            _check_finite(v, env, path + [k])
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            _check_finite(v, env, path + [i])
 
 
 def _get_schema(schema: dict, path: tuple) -> dict:
@@ -151,6 +171,9 @@ def _values_error(error: jsonschema.ValidationError, env: Environment) -> Values
                            key=".".join(str(p) for p in full))
     if error.validator == "enum":
         message = f"{error.instance!r} is not allowed; allowed: {', '.join(map(str, error.validator_value))}"
+    elif error.validator == "type" and isinstance(error.instance, (datetime.date, datetime.datetime)):
+        message = (f"expected {error.validator_value}, got the date {error.instance.isoformat()} "
+                   "(YAML reads an unquoted date as a date: quote it)")
     elif error.validator == "type":
         message = f"expected {error.validator_value}, got {type(error.instance).__name__} {error.instance!r}"
     elif error.validator == "pattern":

@@ -17,6 +17,7 @@ from .errors import GeneratorError
 
 MAX_BYTES = 4 * 1024 * 1024        # a values or content file larger than this is refused
 MAX_NODES = 200_000                # an expanded document larger than this is refused
+MAX_DEPTH = 64                     # mappings and lists nested deeper than this are refused
 
 
 class LineDict(dict):
@@ -59,16 +60,18 @@ _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _c
 def _count_nodes(data: Any, limit: int) -> int:
     """Counts nodes of the expanded document, stopping past ``limit``."""
     count = 0
-    stack = [data]
+    stack = [(data, 1)]
     while stack:
-        item = stack.pop()
+        item, depth = stack.pop()
         count += 1
         if count > limit:
             return count
+        if depth > MAX_DEPTH:
+            raise ValueError(depth)
         if isinstance(item, dict):
-            stack.extend(item.values())
+            stack.extend((v, depth + 1) for v in item.values())
         elif isinstance(item, list):
-            stack.extend(item)
+            stack.extend((v, depth + 1) for v in item)
     return count
 
 
@@ -96,7 +99,13 @@ def loads_yaml(text: str, file: str, *, line_offset: int = 0) -> Any:
         raise GeneratorError(f"invalid YAML: {problem}", file=file, line=line) from None
     except yaml.YAMLError as e:
         raise GeneratorError(f"invalid YAML: {e}", file=file) from None
-    if _count_nodes(data, MAX_NODES) > MAX_NODES:
+    except RecursionError:
+        raise GeneratorError(f"invalid YAML: nested more than {MAX_DEPTH} levels deep", file=file) from None
+    try:
+        too_big = _count_nodes(data, MAX_NODES) > MAX_NODES
+    except ValueError:
+        raise GeneratorError(f"invalid YAML: nested more than {MAX_DEPTH} levels deep", file=file) from None
+    if too_big:
         raise GeneratorError(f"document expands to more than {MAX_NODES} values "
                              "(are anchors and aliases nesting each other?)", file=file)
     return data

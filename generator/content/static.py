@@ -6,6 +6,7 @@ each copied file gets a generated-file header in its own comment syntax.
 from __future__ import annotations
 
 from ..errors import ValidationError
+from ..yamlio import decode
 
 HELM_COMMENT = (".yaml", ".tpl", ".txt")
 
@@ -26,5 +27,5 @@ def build(src, out) -> None:
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         rel = str(path.relative_to(folder))
         source = str(path.relative_to(src.root))
-        text = path.read_text(encoding="utf-8")
+        text = decode(path.read_bytes(), source)
         out.add(f"chart/{rel}", _header(rel, source) + text)

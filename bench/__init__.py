@@ -1,0 +1,1 @@
+"""Benchmarks of the chart: ``bench/run`` (see ``bench/cli.py``)."""

@@ -1,0 +1,146 @@
+"""SLOs: ``templates_src/slos.yaml`` -> SLI recording rules and burn-rate alerts.
+
+Each SLO (objective, window, a good/total or error/total query with
+``${window}`` in place of the range) becomes, like sloth does it:
+
+- ``slo:sli_error:ratio_rate<w>{slo="<name>"}`` for the windows in
+  ``WINDOWS``: the error ratio, aggregated ``by (cluster)``; no series while
+  there is no traffic (a zero denominator is no evidence of an outage);
+- ``slo:error_budget_remaining:ratio{slo="<name>"}``: 1 - errors spent over
+  the SLO window / budget (can go negative);
+- multi-window, multi-burn-rate alerts (Google SRE workbook, chapter 5):
+  page (critical) at 14.4x over 1h and 5m or 6x over 6h and 30m, ticket
+  (warning) at 3x over 1d and 2h or 1x over 3d and 6h.
+
+``rule_groups`` returns the groups in the compact form ``rules.py`` checks;
+an SLO without an alert, an unknown field or a bad objective is an error
+naming the file, line and key.
+"""
+from __future__ import annotations
+
+import re
+
+from ..errors import ValidationError
+from ..yamlio import line_of, load_yaml_file
+
+FILE = "templates_src/slos.yaml"
+WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
+# (alert kind, severity, [(burn factor, long window, short window)], for)
+BURN_RATES = {
+    "page": ("critical", [(14.4, "1h", "5m"), (6, "6h", "30m")], "2m"),
+    "ticket": ("warning", [(3, "1d", "2h"), (1, "3d", "6h")], "15m"),
+}
+FIELDS = {"summary", "meaning", "objective", "window", "team", "service", "dashboard", "sli", "alerts"}
+NAME = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
+DURATION = re.compile(r"^[0-9]+[dhw]$")
+
+
+def load(src) -> dict[str, dict]:
+    path = src.root / FILE
+    if not path.is_file():
+        return {}
+    data = load_yaml_file(path, FILE)
+    slos = data.get("slos") if isinstance(data, dict) else None
+    if not isinstance(slos, dict) or not slos:
+        raise ValidationError("expected a top-level 'slos:' mapping with at least one SLO", file=FILE, line=1)
+    result = {}
+    for name, spec in slos.items():
+        line = line_of(data, ["slos", name])
+        key = f"slos.{name}"
+        if not NAME.match(str(name)):
+            raise ValidationError("an SLO name is lowercase letters, digits and '_'", file=FILE, line=line, key=key)
+        if not isinstance(spec, dict):
+            raise ValidationError("an SLO is a mapping", file=FILE, line=line, key=key)
+        unknown = set(spec) - FIELDS
+        if unknown:
+            raise ValidationError(f"unknown field {sorted(unknown)[0]!r}; allowed: {', '.join(sorted(FIELDS))}",
+                                  file=FILE, line=line, key=key)
+        for req in ("summary", "objective", "window", "team", "dashboard", "sli"):
+            if not spec.get(req):
+                raise ValidationError(f"missing {req!r}", file=FILE, line=line, key=key)
+        objective = spec["objective"]
+        if isinstance(objective, bool) or not isinstance(objective, (int, float)) or not 0.9 <= objective <= 0.9999:
+            raise ValidationError(f"objective must be a fraction between 0.9 and 0.9999, got {objective!r}",
+                                  file=FILE, line=line_of(data, ["slos", name, "objective"]), key=f"{key}.objective")
+        if not DURATION.match(str(spec["window"])):
+            raise ValidationError(f"window must be a duration in days or weeks like 30d, got {spec['window']!r}",
+                                  file=FILE, line=line, key=f"{key}.window")
+        sli = spec["sli"]
+        if not isinstance(sli, dict) or not sli.get("total") or bool(sli.get("good")) == bool(sli.get("error")) \
+                or set(sli) - {"good", "error", "total"}:
+            raise ValidationError("sli needs 'total' and exactly one of 'good' or 'error'",
+                                  file=FILE, line=line, key=f"{key}.sli")
+        for part, query in sli.items():
+            if "${window}" not in str(query):
+                raise ValidationError(f"sli.{part} must contain ${{window}} where the range goes",
+                                      file=FILE, line=line, key=f"{key}.sli.{part}")
+            if "by (cluster" not in str(query):
+                raise ValidationError(f"sli.{part} must aggregate `by (cluster)` so each cluster has its own SLI",
+                                      file=FILE, line=line, key=f"{key}.sli.{part}")
+        alerts = spec.get("alerts") or {}
+        if not isinstance(alerts, dict) or not alerts:
+            raise ValidationError("this SLO has no alert: set alerts.page and/or alerts.ticket to an alert name "
+                                  "(an SLO nobody is told about is not an objective)", file=FILE, line=line,
+                                  key=f"{key}.alerts")
+        bad = set(alerts) - set(BURN_RATES)
+        if bad:
+            raise ValidationError(f"unknown alert kind {sorted(bad)[0]!r}; allowed: {', '.join(BURN_RATES)}",
+                                  file=FILE, line=line, key=f"{key}.alerts")
+        result[name] = dict(spec, name=name)
+    return result
+
+
+def _ratio(spec: dict, window: str) -> str:
+    sli = spec["sli"]
+    total = sli["total"].replace("${window}", window).strip()
+    if sli.get("error"):
+        errors = sli["error"].replace("${window}", window).strip()
+        # no error series yet (nothing ever failed) counts as zero errors
+        return f"({errors} or ({total}) * 0)\n/\n({total} > 0)"
+    good = sli["good"].replace("${window}", window).strip()
+    return f"clamp_min(\n  1 - ({good} or ({total}) * 0)\n  / ({total} > 0),\n  0\n)"
+
+
+def _number(value: float) -> str:
+    return f"{value:g}"
+
+
+def rule_groups(slos: dict[str, dict]) -> list[dict]:
+    groups = []
+    alerts = []
+    for name, spec in slos.items():
+        sel = f'{{slo="{name}"}}'
+        budget = 1 - spec["objective"]
+        rules = [{"record": f"slo:sli_error:ratio_rate{w}", "expr": _ratio(spec, w), "labels": {"slo": name}}
+                 for w in WINDOWS]
+        rules.append({"record": "slo:error_budget_remaining:ratio", "labels": {"slo": name},
+                      "expr": f"1 - avg_over_time(slo:sli_error:ratio_rate5m{sel}[{spec['window']}]) "
+                              f"/ {_number(budget)}"})
+        groups.append({"name": f"virtengine.slo.{name}", "rules": rules})
+        for kind, alert_name in spec["alerts"].items():
+            severity, rates, hold = BURN_RATES[kind]
+            conditions = [
+                f"(\n  slo:sli_error:ratio_rate{long}{sel} > ({_number(factor)} * {_number(budget)})\n"
+                f"  and\n  slo:sli_error:ratio_rate{short}{sel} > ({_number(factor)} * {_number(budget)})\n)"
+                for factor, long, short in rates]
+            windows = " or ".join(f"{_number(f)}x over {long} and {short}" for f, long, short in rates)
+            percent = f"{spec['objective'] * 100:g}%"
+            alerts.append({
+                "alert": alert_name,
+                "expr": "\nor\n".join(conditions),
+                "for": hold,
+                "severity": severity,
+                "team": spec["team"],
+                "service": spec.get("service", spec["team"]),
+                "labels": {"slo": name, "burn": "fast" if kind == "page" else "slow"},
+                "summary": (f"The {name.replace('_', ' ')} SLO is burning its error budget "
+                            f"{'fast: it will be gone within days' if kind == 'page' else 'faster than it refills'}."),
+                "description": (f"SLO {name} ({percent}: {spec['summary'].rstrip('.')}) in cluster "
+                                "{{ $labels.cluster }}: error ratio {{ $value | humanizePercentage }} over the "
+                                f"long window ({windows}; budget {_number(budget * 100)}% errors over "
+                                f"{spec['window']})."),
+                "dashboard": {"uid": spec["dashboard"], "vars": {"slo": name}},
+                "meaning": spec.get("meaning", spec["summary"]),
+            })
+    groups.append({"name": "virtengine.slo", "rules": alerts})
+    return groups

@@ -1,0 +1,20 @@
+"""Dashboard previews without a Grafana server.
+
+``python -m generator preview --env prod [--prometheus URL] [--out preview/]``
+renders every dashboard the chart ships in an environment to static HTML,
+desktop (Grafana's 24-column grid) and phone (stacked, full width), dark and
+light, with each panel's data fetched from Prometheus; Chromium (Debian's
+``chromium``) screenshots every page. Findings (``checks``): a query with
+no data, overlapping panels or panels past column 24, text that does not
+fit at phone width, a stat or gauge without a unit.
+
+Modules, in the order a preview runs them: ``source`` (which dashboards),
+``stack`` (a local simulator + Prometheus when no URL is given),
+``queries`` (variables resolved, Prometheus HTTP API), ``page`` + ``svg``
++ ``units`` (HTML and charts), ``browser`` (Chromium), ``checks``, ``run``
+(the command, index and diff pages). ``grafana`` talks to a real Grafana
+for those who have one.
+"""
+from .run import Options, Report, preview
+
+__all__ = ["Options", "Report", "preview"]

@@ -1,0 +1,109 @@
+"""A local data source for previews: the metrics simulator and a real Prometheus.
+
+``local_stack(root)`` starts the simulator (``simulator/``, every metric of
+the catalog from the targets a cluster has) in this process, a Prometheus
+(``tools.find("prometheus")``) on a free 127.0.0.1 port that scrapes it
+every ``scrape`` and evaluates the chart's recording rules (dashboards read
+recorded series), waits ``warmup`` seconds for data, yields the Prometheus
+URL and stops both on exit. Nothing is left running; the TSDB lives in a
+temporary folder.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .. import tools
+from ..errors import GeneratorError, ToolError
+from .queries import Prometheus, parse_duration, wait_for_data
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def recording_rules(root: Path) -> dict:
+    """The chart's recording rules as one Prometheus rule file (alerts left out)."""
+    from ..build import build
+    groups = []
+    for path, data in sorted(build(root).files.items()):
+        if path.startswith("chart/files/rules/") and path.endswith(".json"):
+            group = json.loads(data)
+            rules = [{k: r[k] for k in ("record", "expr", "labels") if r.get(k)}
+                     for r in group.get("rules", []) if r.get("record") and "${" not in r.get("expr", "")]
+            if rules:
+                groups.append({"name": group.get("name", path), "rules": rules})
+    return {"groups": groups}
+
+
+@contextlib.contextmanager
+def prometheus(scrape_configs: list[dict], *, scrape: str = "2s", rules: dict | None = None,
+               extra_args: tuple[str, ...] = ()):
+    """A real Prometheus scraping ``scrape_configs``; yields its URL."""
+    binary = tools.find("prometheus")
+    with tempfile.TemporaryDirectory(prefix="vemon-preview-prom-") as tmp:
+        folder = Path(tmp)
+        config = {"global": {"scrape_interval": scrape, "evaluation_interval": scrape},
+                  "scrape_configs": scrape_configs}
+        if rules and rules.get("groups"):
+            (folder / "rules.yml").write_text(json.dumps(rules))
+            config["rule_files"] = [str(folder / "rules.yml")]
+        (folder / "prometheus.yml").write_text(json.dumps(config))
+        port = free_port()
+        log = open(folder / "prometheus.log", "w")
+        proc = subprocess.Popen([binary, f"--config.file={folder / 'prometheus.yml'}",
+                                 f"--storage.tsdb.path={folder / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
+                                 "--storage.tsdb.retention.time=1d", *extra_args],
+                                stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            prom = Prometheus(url, timeout=5)
+            deadline = time.monotonic() + 30
+            while not prom.ready():
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log.flush()
+                    raise ToolError(f"prometheus did not start: {(folder / 'prometheus.log').read_text()[-800:]}")
+                time.sleep(0.2)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            log.close()
+
+
+def simulator_class(root: Path):
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    try:
+        from simulator import Simulator
+    except ImportError as e:
+        raise GeneratorError(f"the metrics simulator (simulator/ in {root}) cannot be loaded ({e}); "
+                             "pass --prometheus URL instead") from None
+    return Simulator
+
+
+@contextlib.contextmanager
+def local_stack(root: Path, *, warmup: float = 45, scrape: str = "2s", block_time: float = 1.0):
+    """The simulator and a Prometheus scraping it, with ``warmup`` seconds of data; yields the URL."""
+    Simulator = simulator_class(root)
+    sim = Simulator(root / "templates_src" / "metrics", block_time=block_time).start(0)
+    try:
+        configs = sim.scrape_configs(interval=scrape, labels={"cluster": "virtengine-local"})
+        with prometheus(configs, scrape=scrape, rules=recording_rules(root)) as url:
+            wait_for_data(Prometheus(url), "count(up == 1)")
+            time.sleep(max(0.0, warmup - parse_duration(scrape) * 2))
+            yield url
+    finally:
+        sim.stop()

@@ -1,0 +1,115 @@
+"""``generator publish``: package ``chart/`` and push it to an OCI registry.
+
+Steps, each with the real helm:
+
+1. the chart must match its sources (``render --check``): what is published
+   is what ``templates_src/`` and ``values/`` say;
+2. ``helm show chart oci://<registry>/<path>/<name> --version <version>``: if
+   the registry already holds this version, stop. A published version is
+   never overwritten; bump ``version`` in ``templates_src/chart/Chart.yaml``;
+3. ``helm package`` into a temporary folder, ``helm push`` to
+   ``oci://<registry>/<path>``.
+
+Credentials never live in a file of this project: either ``helm registry
+login`` was run beforehand (helm's own credential store), or
+``HELM_REGISTRY_USERNAME`` / ``HELM_REGISTRY_PASSWORD`` are set, in which
+case the login goes to a temporary registry config deleted afterwards.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import tools
+from .errors import GeneratorError, ToolError
+
+# what registries answer for a chart or tag they do not hold
+_ABSENT = re.compile(r"not found|manifest unknown|name unknown|404", re.I)
+REPO = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)*$")
+
+
+@dataclass
+class Published:
+    ref: str
+    version: str
+    digest: str
+
+
+def chart_meta(chart: Path) -> tuple[str, str]:
+    import yaml
+    meta = yaml.safe_load((chart / "Chart.yaml").read_text()) or {}
+    return str(meta["name"]), str(meta["version"])
+
+
+def _oci(registry: str) -> str:
+    registry = registry.removeprefix("oci://").rstrip("/")
+    if not REPO.match(registry):
+        raise GeneratorError(f"registry {registry!r} is not like host[:port]/path (e.g. ghcr.io/virtengine/charts)",
+                             key="--registry")
+    return "oci://" + registry
+
+
+def _flags(plain_http: bool, registry_config: str | None) -> list[str]:
+    flags = ["--plain-http"] if plain_http else []
+    if registry_config:
+        flags += ["--registry-config", registry_config]
+    return flags
+
+
+def exists(helm: str, ref: str, version: str, flags: list[str]) -> bool:
+    """Whether the registry holds ``ref`` at ``version``; other failures (unreachable, denied) raise."""
+    proc = tools.run([helm, "show", "chart", ref, "--version", version, *flags], check=False, timeout=120)
+    if proc.returncode == 0:
+        return True
+    err = (proc.stderr or proc.stdout).strip()
+    if _ABSENT.search(err):
+        return False
+    raise ToolError(f"cannot ask {ref} for version {version}: {err}")
+
+
+def _login(helm: str, ref: str, flags: list[str], config: str) -> None:
+    user, password = os.environ.get("HELM_REGISTRY_USERNAME"), os.environ.get("HELM_REGISTRY_PASSWORD")
+    if not (user and password):
+        return
+    host = ref.removeprefix("oci://").split("/", 1)[0]
+    login_flags = [f for f in flags if f != "--plain-http"] + (["--insecure"] if "--plain-http" in flags else [])
+    tools.run([helm, "registry", "login", host, "--username", user, "--password-stdin", *login_flags],
+              input_text=password, timeout=120)
+
+
+def publish(root: Path, registry: str, *, helm_major: int = 3, plain_http: bool = False,
+            check_sources: bool = True) -> Published:
+    chart = root / "chart"
+    if not (chart / "Chart.yaml").is_file():
+        raise GeneratorError("no chart/Chart.yaml; run `python -m generator render` first")
+    if check_sources:
+        from . import emit
+        from .build import build
+        emit.check(root, build(root).files, "python -m generator render")
+    name, version = chart_meta(chart)
+    base = _oci(registry)
+    ref = f"{base}/{name}"
+    helm = tools.helm(helm_major)
+    with tempfile.TemporaryDirectory(prefix="vemon-publish-") as tmp:
+        config = None
+        if os.environ.get("HELM_REGISTRY_USERNAME"):
+            config = str(Path(tmp) / "registry.json")
+        flags = _flags(plain_http, config)
+        if config:
+            _login(helm, ref, flags, config)
+        if exists(helm, ref, version, flags):
+            raise GeneratorError(f"{ref} version {version} is already published; a released version is never "
+                                 f"overwritten: bump version in templates_src/chart/Chart.yaml, add a CHANGELOG.md "
+                                 f"entry, render and publish again", file="templates_src/chart/Chart.yaml",
+                                 key="version")
+        out = Path(tmp) / "pkg"
+        out.mkdir()
+        tools.run([helm, "package", str(chart), "--destination", str(out)], timeout=120)
+        package = next(out.glob("*.tgz"))
+        proc = tools.run([helm, "push", str(package), base, *flags], timeout=300)
+    text = proc.stdout + proc.stderr
+    digest = (re.search(r"Digest:\s*(\S+)", text) or re.search(r"(sha256:[0-9a-f]{64})", text))
+    return Published(ref=ref, version=version, digest=digest.group(1) if digest else "")

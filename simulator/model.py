@@ -1,0 +1,304 @@
+"""How each catalog metric behaves: type-aware series with realistic levels.
+
+A metric's behaviour (``Spec``) is chosen from its type, unit and name by
+the ordered tables below (first match wins): chain-state gauges follow the
+simulated chain (height, voting power), other gauges revert to a level with
+noise, counters grow at a rate, histograms observe a log-normal distribution
+(bucket counts are the expected counts, so ``histogram_quantile`` of the
+series is the distribution's quantile). Series evolve with wall-clock time
+each time they are read, so any scrape interval works.
+"""
+from __future__ import annotations
+
+import math
+import random
+import re
+import time
+import zlib
+from dataclasses import dataclass, field, replace
+from itertools import product
+
+from .catalog import MetricDef
+from .world import BAD_VALUES, VALUE_WEIGHTS, Chain, Target, World
+
+SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+BYTES_BUCKETS = tuple(256 * 4 ** i for i in range(10))
+COUNT_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+MAX_SERIES_PER_TARGET = 200
+
+
+@dataclass(frozen=True)
+class Spec:
+    gauge: str = "walk"        # walk | const | time | chain:<attribute>
+    level: float = 25.0        # gauges: the normal level; const: the value
+    integer: bool = False
+    lo: float = 0.0
+    hi: float = math.inf
+    rate: float = 0.5          # counters: increments per second; histograms: observations per second
+    median: float = 0.2        # histograms: median observation
+    sigma: float = 0.6
+    buckets: tuple = SECONDS_BUCKETS
+    per_block: bool = False    # rate and median follow the chain's block time
+
+
+def _g(**kw) -> Spec:
+    return Spec(**kw)
+
+
+# gauges that mirror the chain's state
+CHAIN_GAUGES = (
+    (r".*_consensus_(latest_block_)?height|.*_latest_block_height|.*_block_height", "height"),
+    (r".*_consensus_validators", "validators"),
+    (r".*_consensus_validators_power", "validators_power"),
+    (r".*_consensus_missing_validators", "missing_validators"),
+    (r".*_consensus_missing_validators_power", "missing_power"),
+    (r".*_consensus_validator_power", "validator_power"),
+    (r".*_consensus_validator_last_signed_height", "last_signed"),
+    (r".*_consensus_validator_missed_blocks", "missed"),
+    (r".*_consensus_rounds", "rounds"),
+    (r".*_consensus_total_txs", "total_txs"),
+)
+# served by Prometheus itself for each scrape, never by an exporter
+SYNTHETIC = re.compile(r"up|scrape_.*")
+GAUGES = (
+    (r".*_byzantine_validators(_power)?|.*syncing|.*_errors?|.*_failures?|.*_readonly|.*waiting_reason",
+     _g(gauge="const", level=0)),
+    (r"kube_node_status_condition", _g(gauge="condition")),
+    (r".*_up|.*_info|.*_ready|.*_healthy|.*_successful|.*alertmanagers_discovered", _g(gauge="const", level=1)),
+    (r".*queue_capacity", _g(gauge="const", level=10000)),
+    (r".*queue_length", _g(level=2, integer=True)),
+    (r"node_memory_MemTotal_bytes", _g(gauge="const", level=68719476736)),
+    (r"(?i).*mem.*(avail|available|free).*_bytes", _g(level=2.8e10, integer=True)),
+    (r"(?i).*(avail|available|free).*_bytes", _g(level=2e11, integer=True)),
+    (r".*(size|capacity|total|MemTotal).*_bytes", _g(level=5e11, integer=True)),
+    (r".*(timestamp|_time)_seconds|.*_last_.*_seconds", _g(gauge="time")),
+    (r".*_peers", _g(level=40, integer=True)),
+    (r".*mempool_size", _g(level=60, integer=True)),
+    (r".*_num_txs", _g(level=20, integer=True)),
+    (r".*size_bytes", _g(level=3e5, integer=True)),
+    (r".*(utilization|usage_ratio|_ratio|_fraction)", _g(level=0.55, hi=1.0)),
+    (r".*(percent|_pct)", _g(level=55, hi=100)),
+    (r".*(pending|queue|backlog).*", _g(level=12, integer=True)),
+    (r".*(balance|locked|deposit|tvl|bonded|supply).*", _g(level=5e12, integer=True)),
+    (r".*(active|running|online).*", _g(level=150, integer=True)),
+    (r".*_seconds", _g(level=1.0)),
+    (r".*_bytes", _g(level=5e8, integer=True)),
+)
+COUNTERS = (
+    (r"(alertmanager|prometheus)_.*(fail|error).*", 0.0),
+    (r".*(fail|error|timeout|reject|evict|slash|missed|byzantine|panic|dropped|late_votes).*", 0.002),
+    (r".*_bytes_total", 5e4),
+    (r".*_seconds_total", 0.3),
+    (r".*(settlement|payout|withdraw).*", 0.05),
+    (r".*(verified|verification|submission).*", 0.2),
+    (r".*(order|bid|lease).*", 0.3),
+)
+# counters that count a share of another counter's events (same labels): (pattern, leader, share)
+FOLLOWS = (
+    (r"(.*)_orders_matched_total", r"\1_orders_created_total", 0.97),
+    (r"(.*)_workload_failures_total", r"\1_workload_starts_total", 0.005),
+    (r"(.*)_timeout_total", r"\1_requests_total", 0.002),
+    (r"(.*)_verifications_total", r"\1_submissions_total", 0.98),
+    (r"(.*)_notifications_failed_total", r"\1_notifications_total", 0.0),
+    (r"(.*)_notifications_errors_total", r"\1_notifications_sent_total", 0.0),
+)
+HISTOGRAMS = (
+    (r".*block_interval_seconds", dict(median=1.0, sigma=0.08, rate=1.0, per_block=True)),
+    (r".*round_duration_seconds", dict(median=0.8, sigma=0.15, rate=1.0, per_block=True)),
+    (r".*step_duration_seconds", dict(median=0.1, sigma=0.5, rate=4.0, per_block=True)),
+    (r".*block_processing_time.*", dict(median=0.08, sigma=0.5, rate=1.0, per_block=True)),
+    (r".*abci.*", dict(median=0.004, sigma=0.8, rate=5.0)),
+    (r"virtengine_tx_.*", dict(median=0.8, sigma=0.5, rate=3.0)),
+    (r"virtengine_veid_.*", dict(median=2.5, sigma=0.45, rate=0.2)),
+    (r"virtengine_ml_.*", dict(median=0.15, sigma=0.5, rate=2.0)),
+    (r".*lease.*|.*deploy.*", dict(median=5.0, sigma=0.6, rate=0.05)),
+)
+
+
+def spec_for(metric: MetricDef) -> Spec:
+    name, unit = metric.name, metric.unit.lower()
+    if metric.type == "gauge":
+        for pattern, attr in CHAIN_GAUGES:
+            if re.fullmatch(pattern, name):
+                return Spec(gauge=f"chain:{attr}", integer=True)
+        for pattern, spec in GAUGES[:4]:
+            if re.fullmatch(pattern, name):
+                return spec
+        if unit in ("ratio", "fraction"):
+            return _g(level=0.55, hi=1.0)
+        if unit in ("percent", "%"):
+            return _g(level=55, hi=100)
+        if unit in ("bool", "boolean"):
+            return _g(gauge="const", level=1)
+        for pattern, spec in GAUGES:
+            if re.fullmatch(pattern, name):
+                return spec
+        return Spec()
+    if metric.type == "counter":
+        for pattern, leader, share in FOLLOWS:
+            if re.fullmatch(pattern, name):
+                lead = re.sub(pattern, leader, name)
+                return Spec(rate=spec_for(MetricDef(lead, "counter", (), metric.unit, "", metric.source)).rate * share)
+        for pattern, rate in COUNTERS:
+            if re.fullmatch(pattern, name):
+                return Spec(rate=rate)
+        return Spec(rate=0.5)
+    if metric.type in ("histogram", "summary"):
+        params = {}
+        for pattern, found in HISTOGRAMS:
+            if re.fullmatch(pattern, name):
+                params = dict(found)
+                break
+        if unit == "bytes" or name.endswith("_bytes"):
+            return Spec(median=2000.0, sigma=1.0, rate=params.get("rate", 1.0), buckets=BYTES_BUCKETS)
+        seconds = unit in ("seconds", "s") or name.endswith("_seconds")
+        if unit in ("milliseconds", "ms"):
+            params["median"] = params.get("median", 0.2) * 1000
+            return Spec(**{**params, "buckets": tuple(b * 1000 for b in SECONDS_BUCKETS)})
+        if not seconds and not params:
+            return Spec(median=10.0, sigma=0.8, rate=1.0, buckets=COUNT_BUCKETS)
+        return Spec(**params)
+    return Spec(gauge="const", level=1)
+
+
+def lognormal_cdf(x: float, median: float, sigma: float) -> float:
+    if x <= 0:
+        return 0.0
+    if median <= 0:
+        return 1.0
+    return 0.5 * (1 + math.erf((math.log(x) - math.log(median)) / (sigma * math.sqrt(2))))
+
+
+@dataclass
+class Series:
+    labels: dict
+    weight: float          # product of the label values' weights
+    bad: bool              # carries a failure label value
+    jitter: float          # per-series level factor
+    value: float = 0.0
+    buckets: list = field(default_factory=list)
+    count: float = 0.0
+    total: float = 0.0
+
+
+@dataclass
+class Modifiers:
+    level: float = 1.0
+    rate: float = 1.0
+    median: float = 1.0
+    bad_weight: float = 1.0
+
+
+class MetricOnTarget:
+    """The series of one catalog metric on one target, and how they evolve."""
+
+    def __init__(self, metric: MetricDef, target: Target, world: World, rng: random.Random) -> None:
+        self.metric, self.target, self.spec = metric, target, spec_for(metric)
+        if metric.type in ("histogram", "summary") and self.spec.per_block:
+            bt = target.chain.block_time
+            self.spec = replace(self.spec, median=self.spec.median * bt, rate=self.spec.rate / bt)
+        self.series: list[Series] = []
+        labels = [label for label in metric.labels if label != "le"]
+        choices = [world.label_values(label, target, metric.name) for label in labels]
+        uptime = 2e4 + 1.8e5 * (zlib.crc32(target.name.encode()) / 2 ** 32)   # seconds since the exporter started
+        for values in product(*choices):
+            if len(self.series) >= MAX_SERIES_PER_TARGET:
+                break
+            weight = math.prod(VALUE_WEIGHTS.get(v, 1.0) for v in values)
+            bad = any(v in BAD_VALUES for v in values)
+            key = f"{target.name}|{values}".encode()
+            jitter = 0.8 + 0.4 * (zlib.crc32(key) / 2 ** 32)   # the same for a counter and its follower
+            s = Series(labels=dict(zip(labels, values)), weight=weight, bad=bad, jitter=jitter)
+            self.series.append(s)
+            if metric.type == "counter":
+                s.value = float(int(self.spec.rate * weight * s.jitter * uptime))
+            elif metric.type in ("histogram", "summary"):
+                s.buckets = [0.0] * len(self.spec.buckets)
+                self._observe(s, self.spec.rate * weight * s.jitter * uptime, self.spec.median)
+
+    # -- evolution
+    def advance(self, dt: float, mods: Modifiers, rng: random.Random) -> None:
+        spec, kind = self.spec, self.metric.type
+        chain = self.target.chain
+        for s in self.series:
+            weight = s.weight * (mods.bad_weight if s.bad else 1.0)
+            if kind == "counter":
+                s.value += spec.rate * weight * s.jitter * mods.rate * dt * rng.uniform(0.9, 1.1)
+            elif kind in ("histogram", "summary"):
+                median = spec.median * mods.median * (chain.slowdown if spec.per_block else 1.0)
+                n = spec.rate * weight * s.jitter * mods.rate * dt * rng.uniform(0.8, 1.2)
+                if spec.per_block and chain.stalled:
+                    n = 0.0
+                self._observe(s, n, median)
+            elif kind == "gauge" and spec.gauge == "walk":
+                target = spec.level * weight * s.jitter * mods.level
+                if not s.value and not dt:
+                    s.value = target
+                alpha = 1 - math.exp(-dt / 3.0) if mods.level == 1.0 else 1.0
+                noise = rng.gauss(0, 0.03 * target) if mods.level == 1.0 else 0.0
+                s.value = min(spec.hi, max(spec.lo, s.value + (target - s.value) * alpha + noise))
+
+    def _observe(self, s: Series, n: float, median: float) -> None:
+        """Add the expected bucket counts of ``n`` observations."""
+        for i, le in enumerate(self.spec.buckets):
+            s.buckets[i] += n * lognormal_cdf(le, median, self.spec.sigma)
+        s.count += n
+        s.total += n * median * math.exp(self.spec.sigma ** 2 / 2)
+
+    def gauge_value(self, s: Series, mods: Modifiers) -> float:
+        spec = self.spec
+        if spec.gauge == "const":
+            return spec.level * mods.level
+        if spec.gauge == "condition":
+            ready = s.labels.get("condition", "Ready") == "Ready"
+            return float((s.labels.get("status") == "true") == ready and s.labels.get("status") != "unknown")
+        if spec.gauge == "time":
+            return round(time.time(), 3)
+        if spec.gauge.startswith("chain:"):
+            return float(chain_value(spec.gauge[6:], self.target, s.labels))
+        return float(round(s.value)) if spec.integer else round(s.value, 6)
+
+
+def chain_value(attr: str, target: Target, labels: dict) -> int:
+    chain: Chain = target.chain
+    height = int(chain.height) - (1 if target.node.endswith(("-1", "-3")) else 0)
+    addresses = [v.address for v in chain.validators]
+    missing = _missing(chain)
+    if attr == "height":
+        return height
+    if attr == "validators":
+        return len(chain.validators)
+    if attr == "validators_power":
+        return chain.total_power
+    if attr == "missing_validators":
+        return len(missing)
+    if attr == "missing_power":
+        return sum(v.power for v in missing)
+    if attr in ("validator_power", "last_signed", "missed"):
+        address = labels.get("validator_address") or (target.validator.address if target.validator else addresses[0])
+        validator = chain.validators[addresses.index(address)] if address in addresses else chain.validators[0]
+        offline = validator in missing
+        if attr == "validator_power":
+            return validator.power
+        if attr == "last_signed":
+            return height - (int(chain.missed) if offline else 0)
+        return int(chain.missed) if offline else 0
+    if attr == "rounds":
+        return int(chain.rounds)
+    if attr == "total_txs":
+        return int(chain.total_txs)
+    raise KeyError(attr)
+
+
+def _missing(chain: Chain) -> list:
+    """The validators offline for the chain's missing share of power, from the end of the set."""
+    if not chain.missing_share:
+        return []
+    goal = chain.total_power * chain.missing_share
+    missing, power = [], 0
+    for v in reversed(chain.validators):
+        if power >= goal:
+            break
+        missing.append(v)
+        power += v.power
+    return missing

@@ -1,0 +1,373 @@
+"""The simulator: targets served over HTTP, and a control API to switch scenarios.
+
+``Simulator`` is both the library and what ``python -m simulator`` runs. Each
+target is its own HTTP server on 127.0.0.1 (a stopped target refuses
+connections, as a dead exporter does); the control server answers:
+
+  GET  /                    this help
+  GET  /scenarios           available scenarios and the active ones (JSON)
+  POST /scenario/<name>     make <name> the only active scenario (?chain=<id or index>, ?add=1 to keep others)
+  DELETE /scenario/<name>   end one scenario; POST /scenario/none ends all
+  GET  /targets             targets with job, instance, port, up (JSON)
+  GET  /sd                  the targets in Prometheus http_sd format
+"""
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily,
+                                    InfoMetricFamily, SummaryMetricFamily)
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import CollectorRegistry
+
+from . import scenarios as scenario_defs
+from .catalog import DEFAULT_CATALOG, MetricDef, load_catalog
+from .model import SYNTHETIC, MetricOnTarget, Modifiers
+from .world import JOBS, Target, World
+
+
+def _le(x: float) -> str:
+    """A bucket bound the way Go clients print it (10 -> "10", 0.005 -> "0.005")."""
+    return "%g" % x
+
+
+class _Quiet(BaseHTTPRequestHandler):
+    def log_message(self, *args) -> None:  # no access log on stderr
+        pass
+
+    def _send(self, code: int, body: bytes, ctype: str = "application/json") -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class _TargetCollector:
+    def __init__(self, sim: "Simulator", target: Target) -> None:
+        self.sim, self.target = sim, target
+
+    def collect(self):
+        return self.sim.families(self.target)
+
+
+class Simulator:
+    """A fleet of simulated exporters built from the metrics catalog."""
+
+    def __init__(self, catalog: Path | str | list[MetricDef] = DEFAULT_CATALOG, *, seed: int = 1, chains: int = 3,
+                 nodes_per_chain: int = 3, block_time: float = 6.0, host: str = "127.0.0.1",
+                 exclude_sources: tuple[str, ...] = ()) -> None:
+        """``exclude_sources``: catalog sources not to simulate (e.g. ("prometheus", "alertmanager")
+        when the real servers are scraped instead)."""
+        metrics = catalog if isinstance(catalog, list) else load_catalog(catalog)
+        self.metrics = [m for m in metrics if m.source not in exclude_sources]
+        self.host = host
+        self.rng = random.Random(seed)
+        self.world = World({m.source for m in self.metrics}, seed=seed, chains=chains,
+                           nodes_per_chain=nodes_per_chain, block_time=block_time)
+        self.lock = threading.RLock()
+        self.on_target: dict[str, list[MetricOnTarget]] = {}
+        for t in self.world.targets:
+            self.on_target[t.name] = [MetricOnTarget(m, t, self.world, self.rng) for m in self.metrics
+                                      if m.source in t.sources and not SYNTHETIC.fullmatch(m.name)]
+        self.active: dict[str, str] = {}     # scenario name -> chain_id
+        self._mods: dict[tuple, Modifiers] = {}
+        self._last = time.monotonic()
+        self._last_target: dict[str, float] = {}
+        self._servers: dict[str, ThreadingHTTPServer] = {}
+        self._threads: list[threading.Thread] = []
+        self.control: ThreadingHTTPServer | None = None
+        self.advance_all(0.0)
+
+    # -- state
+    def modifiers(self, mot: MetricOnTarget) -> Modifiers:
+        key = (mot.target.name, mot.metric.name)
+        mods = self._mods.get(key)
+        if mods is None:
+            mods = Modifiers()
+            for name, chain_id in self.active.items():
+                if mot.target.chain.chain_id != chain_id:
+                    continue
+                for effect in scenario_defs.get(name).effects:
+                    if effect.matches(mot.metric.name):
+                        for attr in ("level", "rate", "median", "bad_weight"):
+                            factor = getattr(effect, attr)
+                            if factor is not None:
+                                setattr(mods, attr, getattr(mods, attr) * factor)
+            self._mods[key] = mods
+        return mods
+
+    def advance_all(self, dt: float) -> None:
+        for t in self.world.targets:
+            for mot in self.on_target[t.name]:
+                mot.advance(dt, self.modifiers(mot), self.rng)
+
+    def _advance(self, target: Target) -> None:
+        now = time.monotonic()
+        dt_chain, self._last = now - self._last, now
+        for chain in self.world.chains:
+            chain.advance(dt_chain)
+        last = self._last_target.get(target.name, now)
+        self._last_target[target.name] = now
+        for mot in self.on_target[target.name]:
+            mot.advance(now - last, self.modifiers(mot), self.rng)
+
+    def families(self, target: Target) -> list:
+        with self.lock:
+            self._advance(target)
+            out = []
+            for mot in self.on_target[target.name]:
+                out.append(self._family(mot))
+            return out
+
+    def _family(self, mot: MetricOnTarget):
+        m, labels = mot.metric, [label for label in mot.metric.labels if label != "le"]
+        mods = self.modifiers(mot)
+        if m.type == "counter":
+            fam = CounterMetricFamily(m.name, m.help, labels=labels)
+            for s in mot.series:
+                fam.add_metric(list(s.labels.values()), float(int(s.value)) if not m.name.endswith(
+                    ("_seconds_total", "_bytes_total")) else round(s.value, 3))
+        elif m.type == "histogram":
+            fam = HistogramMetricFamily(m.name, m.help, labels=labels)
+            for s in mot.series:
+                buckets = [(_le(le), float(int(c))) for le, c in zip(mot.spec.buckets, s.buckets)]
+                buckets.append(("+Inf", float(int(s.count))))
+                fam.add_metric(list(s.labels.values()), buckets, round(s.total, 6))
+        elif m.type == "summary":
+            fam = SummaryMetricFamily(m.name, m.help, labels=labels)
+            for s in mot.series:
+                fam.add_metric(list(s.labels.values()), count_value=float(int(s.count)), sum_value=round(s.total, 6))
+        elif m.type == "info":
+            fam = InfoMetricFamily(m.name[:-5] if m.name.endswith("_info") else m.name, m.help, labels=[])
+            for s in mot.series:
+                fam.add_metric([], {k: v for k, v in s.labels.items()})
+        else:
+            fam = GaugeMetricFamily(m.name, m.help, labels=labels)
+            for s in mot.series:
+                fam.add_metric(list(s.labels.values()), mot.gauge_value(s, mods))
+        return fam
+
+    def exposition(self, target: Target | str) -> bytes:
+        """The text a scrape of this target returns."""
+        target = self.target(target) if isinstance(target, str) else target
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(_TargetCollector(self, target))
+        return generate_latest(registry)
+
+    # -- scenarios
+    def scenarios(self) -> dict:
+        return {"available": {n: s.description for n, s in scenario_defs.SCENARIOS.items()},
+                "active": dict(self.active), "chains": [c.chain_id for c in self.world.chains]}
+
+    def activate(self, name: str, chain: str | int | None = None, *, exclusive: bool = False) -> str:
+        """Start a scenario on a chain (default: the first); returns the chain_id."""
+        scenario = scenario_defs.get(name)
+        chain_obj = self.world.chain(chain)
+        with self.lock:
+            if exclusive:
+                for other in list(self.active):
+                    self._deactivate(other)
+            if name in self.active:
+                self._deactivate(name)
+            self._apply_pending_time()
+            self.active[name] = chain_obj.chain_id
+            for attr, value in scenario.chain.items():
+                setattr(chain_obj, attr, value)
+            if scenario.stop:
+                self._stop_target(self._stop_target_of(scenario, chain_obj))
+            self._mods.clear()
+            self.advance_all(0.0)
+        return chain_obj.chain_id
+
+    def deactivate(self, name: str | None = None) -> None:
+        """End one scenario, or all of them (None)."""
+        with self.lock:
+            self._apply_pending_time()
+            for other in ([name] if name else list(self.active)):
+                if other in self.active:
+                    self._deactivate(other)
+            self._mods.clear()
+
+    def _deactivate(self, name: str) -> None:
+        scenario = scenario_defs.get(name)
+        chain = self.world.chain(self.active.pop(name))
+        for attr in scenario.chain:
+            setattr(chain, attr, type(getattr(chain, attr))(0) if attr != "slowdown" else 1.0)
+        if scenario.stop:
+            self._start_target(self._stop_target_of(scenario, chain))
+
+    def _apply_pending_time(self) -> None:
+        """Bring every target up to now under the old scenario set before changing it."""
+        now = time.monotonic()
+        dt, self._last = now - self._last, now
+        for chain in self.world.chains:
+            chain.advance(dt)
+        for t in self.world.targets:
+            last = self._last_target.get(t.name, now)
+            self._last_target[t.name] = now
+            for mot in self.on_target[t.name]:
+                mot.advance(now - last, self.modifiers(mot), self.rng)
+
+    def _stop_target_of(self, scenario, chain) -> Target:
+        for t in self.world.targets:
+            if t.job == scenario.stop and t.chain is chain:
+                return t
+        raise KeyError(f"scenario {scenario.name}: no {scenario.stop} target on {chain.chain_id}")
+
+    # -- targets
+    def target(self, name: str) -> Target:
+        for t in self.world.targets:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+    @property
+    def targets(self) -> list[Target]:
+        return self.world.targets
+
+    def scrape_configs(self, *, interval: str = "15s", timeout: str | None = None,
+                       labels: dict | None = None) -> list[dict]:
+        """Prometheus scrape_configs for every target, one job per source kind.
+
+        The ``instance`` label is the target's in-cluster name (``node:26660``);
+        ``labels`` (e.g. ``{"cluster": "virtengine-prod"}``) go on every target.
+        """
+        jobs: dict[str, list] = {}
+        for t in self.world.targets:
+            jobs.setdefault(t.job, []).append({"targets": [f"{self.host}:{t.port}"],
+                                               "labels": self._target_labels(t, labels)})
+        return [{"job_name": job, "scrape_interval": interval, "scrape_timeout": timeout or interval,
+                 "static_configs": static} for job, static in sorted(jobs.items())]
+
+    def http_sd(self, labels: dict | None = None) -> list[dict]:
+        return [{"targets": [f"{self.host}:{t.port}"], "labels": {"job": t.job, **self._target_labels(t, labels)}}
+                for t in self.world.targets]
+
+    def _target_labels(self, t: Target, labels: dict | None) -> dict:
+        """What service discovery adds: instance, and for VirtEngine pods their namespace and pod."""
+        out = {"instance": t.name}
+        if t.job in JOBS.values():
+            out.update(namespace=self.world.namespace, pod=t.name.split(":")[0])
+        return {**out, **(labels or {})}
+
+    def _serve(self, handler, port: int) -> ThreadingHTTPServer:
+        server = ThreadingHTTPServer((self.host, port), handler)
+        server.daemon_threads = True
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        return server
+
+    def _start_target(self, target: Target) -> None:
+        sim = self
+
+        class Handler(_Quiet):
+            def do_GET(self):
+                if urlparse(self.path).path != "/metrics":
+                    return self._send(404, b"only /metrics here\n", "text/plain")
+                self._send(200, sim.exposition(target), CONTENT_TYPE_LATEST)
+
+        for attempt in range(50):
+            try:
+                self._servers[target.name] = self._serve(Handler, target.port)
+                break
+            except OSError:
+                if not target.port or attempt == 49:
+                    raise
+                time.sleep(0.1)
+        target.port = self._servers[target.name].server_address[1]
+        target.up = True
+
+    def _stop_target(self, target: Target) -> None:
+        server = self._servers.pop(target.name, None)
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        target.up = False
+
+    def start(self, port: int = 0, *, target_base_port: int | None = None) -> "Simulator":
+        """Serve the control API on ``port`` and each target on its own port (consecutive
+        from ``target_base_port`` if given, else free ports)."""
+        for i, t in enumerate(self.world.targets):
+            t.port = target_base_port + i if target_base_port else 0
+            self._start_target(t)
+        self.control = self._serve(_control_handler(self), port)
+        return self
+
+    @property
+    def port(self) -> int:
+        return self.control.server_address[1] if self.control else 0
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def stop(self) -> None:
+        for t in list(self.world.targets):
+            self._stop_target(t)
+        if self.control is not None:
+            self.control.shutdown()
+            self.control.server_close()
+            self.control = None
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._threads.clear()
+
+    def __enter__(self) -> "Simulator":
+        if self.control is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _control_handler(sim: Simulator):
+    class Handler(_Quiet):
+        def _json(self, code: int, data) -> None:
+            self._send(code, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+
+        def do_GET(self):
+            path = urlparse(self.path).path.rstrip("/")
+            if path == "":
+                return self._send(200, (__doc__ or "").encode(), "text/plain")
+            if path == "/scenarios":
+                return self._json(200, sim.scenarios())
+            if path == "/targets":
+                return self._json(200, [{"job": t.job, "instance": t.name, "port": t.port, "up": t.up,
+                                         "chain_id": t.chain.chain_id} for t in sim.targets])
+            if path == "/sd":
+                query = parse_qs(urlparse(self.path).query)
+                return self._json(200, sim.http_sd({k: v[0] for k, v in query.items()}))
+            self._json(404, {"error": f"no {path}; see GET /"})
+
+        def do_POST(self):
+            url = urlparse(self.path)
+            parts = url.path.strip("/").split("/")
+            query = {k: v[0] for k, v in parse_qs(url.query).items()}
+            if len(parts) != 2 or parts[0] != "scenario":
+                return self._json(404, {"error": "POST /scenario/<name>"})
+            if parts[1] in ("none", "clear"):
+                sim.deactivate()
+                return self._json(200, sim.scenarios())
+            try:
+                sim.activate(parts[1], query.get("chain"), exclusive=query.get("add") not in ("1", "true"))
+            except (KeyError, IndexError) as exc:
+                return self._json(400, {"error": str(exc).strip("'\"")})
+            self._json(200, sim.scenarios())
+
+        def do_DELETE(self):
+            parts = urlparse(self.path).path.strip("/").split("/")
+            if len(parts) != 2 or parts[0] != "scenario":
+                return self._json(404, {"error": "DELETE /scenario/<name>"})
+            sim.deactivate(parts[1])
+            self._json(200, sim.scenarios())
+
+    return Handler

@@ -1,0 +1,155 @@
+"""The local compose bundle (`python -m generator bundle`): valid for the real tools, identical to the chart.
+
+Prometheus and Alertmanager run natively with exactly the bundle's files;
+docker-compose (Debian) checks the compose file, promtool and amtool the
+configurations. The rules and Alertmanager configuration must equal what
+`helm template` of the chart gives for the same environment.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+import requests
+import yaml
+
+from conftest import ENVIRONMENTS, ROOT, helm_template, manifests, run_generator
+from generator import tools
+from localstack import alertmanager, prometheus
+
+
+@pytest.fixture(scope="module")
+def snapshot(tmp_path_factory):
+    """The project's sources, copied once and rendered, so every test sees one consistent chart."""
+    root = tmp_path_factory.mktemp("project")
+    for name in ("templates_src", "values"):
+        shutil.copytree(ROOT / name, root / name)
+    proc = run_generator(root, "render")
+    assert proc.returncode == 0, proc.stderr
+    return root
+
+
+@pytest.fixture(scope="module")
+def bundles(snapshot, tmp_path_factory):
+    out = {}
+    for env in ENVIRONMENTS:
+        dest = tmp_path_factory.mktemp("bundle") / "observability"
+        proc = run_generator(snapshot, "bundle", "--env", env, "--out", str(dest))
+        assert proc.returncode == 0, proc.stderr
+        assert f"wrote the {env} local bundle" in proc.stdout
+        out[env] = dest
+    return out
+
+
+def chart_objects(snapshot, env):
+    return manifests(helm_template(env, chart=snapshot / "chart").stdout)
+
+
+def load(path):
+    return yaml.safe_load(path.read_text())
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_bundle_has_the_briefs_layout(bundles, env):
+    b = bundles[env]
+    for rel in ("docker-compose.yaml", "prometheus/prometheus.yml", "alertmanager/alertmanager.yml",
+                "grafana/provisioning/dashboards", "grafana/provisioning/datasources", "grafana/provisioning/alerting"):
+        assert (b / rel).exists(), rel
+    assert list((b / "prometheus" / "rules").glob("*.yml"))
+    assert list((b / "grafana" / "dashboards").rglob("*.json"))
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_bundle_configs_pass_promtool_amtool_and_docker_compose_config(bundles, env):
+    b = bundles[env]
+    prom = tools.run([tools.find("promtool"), "check", "config", str(b / "prometheus" / "prometheus.yml")],
+                     check=False)
+    assert prom.returncode == 0 and "SUCCESS" in prom.stdout, prom.stdout + prom.stderr
+    am = tools.run([tools.find("amtool"), "check-config", str(b / "alertmanager" / "alertmanager.yml")], check=False)
+    assert am.returncode == 0, am.stdout + am.stderr
+    compose = subprocess.run(["docker-compose", "-f", str(b / "docker-compose.yaml"), "config"],
+                             capture_output=True, text=True, timeout=60)
+    assert compose.returncode == 0, compose.stderr
+    services = yaml.safe_load(compose.stdout)["services"]
+    assert set(services) == {"prometheus", "alertmanager", "grafana", "loki", "jaeger"}
+    assert all(":" in s["image"] and not s["image"].endswith(":latest") for s in services.values())
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_bundle_rules_and_alertmanager_config_are_those_the_chart_installs(snapshot, bundles, env):
+    docs = chart_objects(snapshot, env)
+    chart_groups = {g["name"]: g for d in docs if d["kind"] == "PrometheusRule" for g in d["spec"]["groups"]}
+    bundle_groups = {g["name"]: g for f in (bundles[env] / "prometheus" / "rules").glob("*.yml")
+                     for g in load(f)["groups"]}
+    assert bundle_groups == chart_groups
+    secret = next(d for d in docs if d["kind"] == "Secret" and "alertmanager.yaml" in d.get("stringData", {}))
+    assert load(bundles[env] / "alertmanager" / "alertmanager.yml") == yaml.safe_load(
+        secret["stringData"]["alertmanager.yaml"])
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_bundle_dashboards_and_datasources_are_the_charts_with_compose_urls(snapshot, bundles, env):
+    import json
+    docs = chart_objects(snapshot, env)
+    chart_dash = {k: json.loads(v) for d in docs if d["kind"] == "ConfigMap"
+                  and "grafana_dashboard" in d["metadata"]["labels"] for k, v in d["data"].items()}
+    bundle_dash = {p.name: json.loads(p.read_text()) for p in (bundles[env] / "grafana" / "dashboards").rglob("*.json")}
+    assert bundle_dash == chart_dash
+    ds = [d for f in (bundles[env] / "grafana" / "provisioning" / "datasources").glob("*")
+          for d in load(f)["datasources"]]
+    urls = {d["type"]: d["url"] for d in ds}
+    assert urls.get("prometheus") == "http://prometheus:9090"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_bundle_scrape_jobs_match_the_charts_service_and_pod_monitors(snapshot, bundles, env):
+    jobs = {j["job_name"]: j for j in load(bundles[env] / "prometheus" / "prometheus.yml")["scrape_configs"]}
+    monitors = [d for d in chart_objects(snapshot, env) if d["kind"] in ("ServiceMonitor", "PodMonitor")]
+    assert monitors
+    for m in monitors:
+        ep = (m["spec"].get("endpoints") or m["spec"]["podMetricsEndpoints"])[0]
+        relabel = {r["targetLabel"]: r["replacement"] for r in ep["relabelings"]}
+        job = jobs[relabel["job"]]
+        assert (job["metrics_path"], job.get("params"), job["scrape_interval"], job["scrape_timeout"]) == (
+            ep["path"], ep.get("params"), ep["interval"], ep["scrapeTimeout"])
+        assert {r["target_label"]: r["replacement"] for r in job["relabel_configs"]} == relabel
+        chain = ep["metricRelabelings"][0]
+        assert job["metric_relabel_configs"][0]["replacement"] == chain["replacement"]
+    assert len(jobs) == len(monitors) + 2          # plus Prometheus and Alertmanager themselves
+
+
+def route_tree(route: dict) -> tuple:
+    """The receivers of a routing tree, in order (Alertmanager adds defaults to the rest when it loads)."""
+    return route.get("receiver"), [route_tree(r) for r in route.get("routes") or []]
+
+
+def test_prometheus_and_alertmanager_run_natively_with_exactly_the_bundles_files(bundles, tmp_path):
+    b = bundles["prod"]
+    files = {g["name"] for f in (b / "prometheus" / "rules").glob("*.yml") for g in load(f)["groups"]}
+    with alertmanager(b / "alertmanager" / "alertmanager.yml", tmp_path) as am:
+        status = requests.get(am + "/api/v2/status", timeout=5).json()
+        loaded, ours = yaml.safe_load(status["config"]["original"]), load(b / "alertmanager" / "alertmanager.yml")
+        assert {r["name"] for r in loaded["receivers"]} == {r["name"] for r in ours["receivers"]}
+        assert route_tree(loaded["route"]) == route_tree(ours["route"])
+        with prometheus(b / "prometheus" / "prometheus.yml", tmp_path) as prom:
+            groups = requests.get(prom + "/api/v1/rules", timeout=5).json()["data"]["groups"]
+            assert {g["name"] for g in groups} == files
+            rules = sum(len(g["rules"]) for g in groups)
+            assert rules == sum(len(g["rules"]) for f in (b / "prometheus" / "rules").glob("*.yml")
+                                for g in load(f)["groups"])
+            config = requests.get(prom + "/api/v1/status/config", timeout=5).json()["data"]["yaml"]
+            assert "virtengine-prod" in config
+
+
+def test_bundle_refuses_to_replace_a_folder_it_did_not_write(snapshot, tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    proc = run_generator(snapshot, "bundle", "--env", "dev", "--out", str(tmp_path / "mine"))
+    assert proc.returncode == 1 and "not written by `generator bundle`" in proc.stderr
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def test_bundle_of_an_unknown_environment_fails_by_name(snapshot, tmp_path):
+    proc = run_generator(snapshot, "bundle", "--env", "qa", "--out", str(tmp_path / "x"))
+    assert proc.returncode == 1 and "qa" in proc.stderr and "Traceback" not in proc.stderr

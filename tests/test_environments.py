@@ -1,0 +1,164 @@
+"""Environments: each values/<env>.yaml renders manifests a cluster accepts, with its real differences.
+
+Core kinds are validated against the Kubernetes API schemas of the chart's
+lowest kubeVersion (kubernetes-validate, strict); custom resources against
+the Prometheus Operator CRD schemas. A missing schema fails.
+"""
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+from conftest import ENVIRONMENTS, HELM_MAJORS, ROOT, helm_template, manifests
+from generator import manifests as k8s
+
+KUBE = k8s.kube_version(ROOT / "chart" / "Chart.yaml")
+
+
+def env_values(env: str) -> dict:
+    return yaml.safe_load((ROOT / "values" / f"{env}.yaml").read_text())
+
+
+def by_kind(docs: list[dict], kind: str) -> dict[str, dict]:
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+
+
+@pytest.mark.parametrize("major", HELM_MAJORS)
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_environment_renders_manifests_valid_against_kubernetes_and_crd_schemas(rendered, env, major):
+    docs = rendered[(env, major)]
+    kinds = {d["kind"] for d in docs}
+    assert {"ServiceMonitor", "PodMonitor", "ConfigMap"} <= kinds
+    assert k8s.validate(docs, KUBE) == []
+
+
+BROKEN = [
+    ("an unknown field on a ConfigMap", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"},
+                                         "data": {}, "extra": 1}, "extra"),
+    ("a ServiceMonitor interval that is not a duration",
+     {"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor", "metadata": {"name": "b"},
+      "spec": {"selector": {}, "endpoints": [{"port": "m", "interval": "often"}]}}, "interval"),
+    ("a PrometheusRule rule without expr",
+     {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule", "metadata": {"name": "c"},
+      "spec": {"groups": [{"name": "g", "rules": [{"alert": "A"}]}]}}, "expr"),
+    ("a custom resource with no CRD schema",
+     {"apiVersion": "grafana.integreatly.org/v1beta1", "kind": "GrafanaDashboard", "metadata": {"name": "d"}},
+     "no schema"),
+    ("an unknown monitoring.coreos.com kind",
+     {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusTypo", "metadata": {"name": "e"}},
+     "no CRD schema"),
+]
+
+
+@pytest.mark.parametrize("what,doc,needle", BROKEN, ids=[b[0] for b in BROKEN])
+def test_schema_validation_rejects_a_broken_manifest_by_name(what, doc, needle):
+    problems = k8s.validate([doc], KUBE)
+    assert problems, what
+    assert doc["metadata"]["name"] in problems[0] and needle in " ".join(problems)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_scrape_objects_carry_the_environments_cluster_chain_and_operator_selector_label(rendered, env):
+    values = env_values(env)
+    docs = rendered[(env, 3)]
+    monitors = [d for d in docs if d["kind"] in ("ServiceMonitor", "PodMonitor")]
+    assert monitors
+    for m in monitors:
+        assert m["metadata"]["labels"]["release"] == values["scrape"]["labels"]["release"]
+        assert m["spec"]["namespaceSelector"]["matchNames"] == values["scrape"]["namespaces"]
+        endpoint = (m["spec"].get("endpoints") or m["spec"]["podMetricsEndpoints"])[0]
+        relabel = {r["targetLabel"]: r["replacement"] for r in endpoint["relabelings"]}
+        assert relabel["cluster"] == values["global"]["cluster"]
+        chain = endpoint["metricRelabelings"][0]
+        assert (chain["sourceLabels"], chain["regex"], chain["replacement"]) == (
+            ["chain_id"], "^$", values["global"]["chainId"])
+
+
+def test_environments_really_differ_in_cluster_urls_intervals_and_components(rendered):
+    values = {env: env_values(env) for env in ENVIRONMENTS}
+    for key in ("cluster", "chainId", "grafanaUrl"):
+        assert len({v["global"][key] for v in values.values()}) == len(ENVIRONMENTS), key
+    assert values["prod"]["global"]["runbookUrl"] != values["dev"]["global"]["runbookUrl"]
+    monitors = {env: by_kind(rendered[(env, 3)], "PodMonitor") | by_kind(rendered[(env, 3)], "ServiceMonitor")
+                for env in ENVIRONMENTS}
+    assert "vemon-virtengine-observability-mlinference" in monitors["prod"]
+    assert "vemon-virtengine-observability-mlinference" not in monitors["dev"]
+    cometbft = {env: monitors[env]["vemon-virtengine-observability-cometbft"]["spec"]["endpoints"][0]["interval"]
+                for env in ENVIRONMENTS}
+    assert cometbft == {"dev": "60s", "staging": "30s", "prod": "15s"}
+
+
+COMPONENTS = [("cometbft", "ServiceMonitor", "prometheus", "/metrics", None),
+              ("cosmosApi", "ServiceMonitor", "api", "/metrics", {"format": ["prometheus"]}),
+              ("providerDaemon", "PodMonitor", "metrics", "/metrics", None),
+              ("mlInference", "PodMonitor", "metrics", "/metrics", None)]
+
+
+@pytest.mark.parametrize("key,kind,port,path,params", COMPONENTS)
+def test_each_component_can_be_switched_off_with_set(key, kind, port, path, params):
+    name = f"vemon-virtengine-observability-{key.lower()}"
+    on = by_kind(manifests(helm_template("prod").stdout), kind)
+    endpoint = (on[name]["spec"].get("endpoints") or on[name]["spec"].get("podMetricsEndpoints"))[0]
+    assert (endpoint["port"], endpoint["path"], endpoint.get("params")) == (port, path, params)
+    off = by_kind(manifests(helm_template("prod", extra=["--set", f"scrape.components.{key}.enabled=false"]).stdout),
+                  kind)
+    assert name not in off and len(off) == len(on) - 1
+
+
+def test_one_value_overridden_with_set_reaches_the_manifests():
+    docs = manifests(helm_template("staging", extra=["--set", "global.cluster=virtengine-staging-b"]).stdout)
+    monitor = by_kind(docs, "ServiceMonitor")["vemon-virtengine-observability-cometbft"]
+    relabel = {r["targetLabel"]: r["replacement"] for r in monitor["spec"]["endpoints"][0]["relabelings"]}
+    assert relabel["cluster"] == "virtengine-staging-b"
+
+
+def test_a_misspelt_set_override_fails_the_install_by_name():
+    proc = helm_template("prod", extra=["--set", "scrape.intervall=10s"], check=False)
+    assert proc.returncode != 0 and "intervall" in proc.stderr
+
+
+def test_object_names_are_the_same_in_every_environment_and_chart_version(rendered, tmp_path):
+    import shutil
+    names = {env: {(d["kind"], d["metadata"]["name"]) for d in rendered[(env, 3)]} for env in ENVIRONMENTS}
+    for env in ENVIRONMENTS:
+        for kind, name in names[env]:
+            assert env not in name.split("-") and not re.search(r"\d+-\d+-\d+", name), (kind, name)
+    chart = tmp_path / "chart"
+    shutil.copytree(ROOT / "chart", chart)
+    before = {(d["kind"], d["metadata"]["name"]) for d in manifests(helm_template("prod", chart=chart).stdout)}
+    meta = chart / "Chart.yaml"
+    meta.write_text(re.sub(r"(?m)^version: .*$", "version: 99.0.0", meta.read_text()))
+    bumped = {(d["kind"], d["metadata"]["name"]) for d in manifests(helm_template("prod", chart=chart).stdout)}
+    assert bumped == before
+
+
+KEY = re.compile(r"^(\s*)([A-Za-z_][A-Za-z0-9_.-]*):")
+
+
+def _comments_above(lines: list[str], i: int) -> str:
+    """The comments above line i and above each of its parent keys (a parent's comment may explain its children)."""
+    indent = len(lines[i]) - len(lines[i].lstrip())
+    text = []
+    for line in reversed(lines[:i]):
+        stripped = line.strip()
+        if not stripped:
+            break
+        if stripped.startswith("#"):
+            text.append(stripped[1:])
+            continue
+        own = len(line) - len(line.lstrip())
+        if own >= indent:
+            break
+        indent = own          # a parent key: keep reading its comments
+    return " ".join(text)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_key_of_an_environment_file_is_explained_in_a_comment_above_it(env):
+    lines = (ROOT / "values" / f"{env}.yaml").read_text().splitlines()
+    undocumented = [f"{env}.yaml:{i + 1}: {m.group(2)}" for i, line in enumerate(lines)
+                    if (m := KEY.match(line)) and not re.search(rf"(^|[^A-Za-z0-9]){re.escape(m.group(2))}([^A-Za-z0-9]|$)",
+                                                                 _comments_above(lines, i))]
+    assert undocumented == []

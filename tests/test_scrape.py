@@ -1,0 +1,109 @@
+"""Scraping: the chart's scrape jobs, as a plain Prometheus config, find every simulated VirtEngine target.
+
+Real Prometheus scrapes the metrics simulator (one HTTP endpoint per
+CometBFT node, API server, provider daemon and ML inference server) with the
+jobs `generator.content.scrape` builds from the prod values: the same jobs,
+paths, params and relabelling as the chart's ServiceMonitors/PodMonitors.
+Only the targets (the simulator's ports) and the interval (1s, to keep the
+test short) differ from the bundle.
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+import yaml
+
+from conftest import ROOT
+from generator import schema as values_schema
+from generator.build import build
+from generator.content import scrape
+from localstack import prometheus
+from simulator import Simulator
+
+
+@pytest.fixture(scope="module")
+def prod_values():
+    return build(ROOT, ["prod"]).merged_values["prod"]
+
+
+@pytest.fixture(scope="module")
+def sim():
+    s = Simulator(block_time=1.0).start(0)
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def simulator_targets(sim, values) -> dict[str, list[str]]:
+    by_job = {}
+    for t in sim.targets:
+        by_job.setdefault(t.job, []).append(f"127.0.0.1:{t.port}")
+    return {key: sorted(by_job.get(c["job"], [])) for key, c in scrape.components(values)}
+
+
+def wait_targets(url: str, want: int, timeout: float = 30) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    targets = []
+    while time.monotonic() < deadline:
+        targets = requests.get(url + "/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
+        if len(targets) == want and all(t["health"] == "up" for t in targets):
+            return targets
+        time.sleep(0.5)
+    return targets
+
+
+def test_prometheus_with_the_generated_scrape_config_sees_every_simulated_target_up(sim, prod_values, tmp_path):
+    targets = simulator_targets(sim, prod_values)
+    assert all(targets.values()), f"the simulator serves no target for some job: {targets}"
+    jobs = scrape.scrape_configs(prod_values, mode="static", targets=targets)
+    for job in jobs:
+        job["scrape_interval"] = job["scrape_timeout"] = "1s"
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump({"scrape_configs": jobs}))
+    want = sum(len(v) for v in targets.values())
+    with prometheus(tmp_path / "prometheus.yml", tmp_path) as url:
+        seen = wait_targets(url, want)
+        assert sorted((t["labels"]["job"], t["health"]) for t in seen) == sorted(
+            (c["job"], "up") for key, c in scrape.components(prod_values) for _ in targets[key])
+        for t in seen:
+            assert t["labels"]["cluster"] == "virtengine-prod"
+        # chain_id where the exporter has none (Cosmos SDK telemetry), the exporter's own elsewhere
+        time.sleep(1.5)
+        series = requests.get(url + "/api/v1/series", params={"match[]": '{job=~".+"}'}, timeout=10).json()["data"]
+        exported = [s for s in series if s["__name__"] != "up" and not s["__name__"].startswith("scrape_")]
+        missing = sorted({s["__name__"] for s in exported if not s.get("chain_id")})
+        assert exported and missing == []
+        chains = {s["chain_id"] for s in exported}
+        assert "virtengine-1" in chains or len(chains) > 1
+
+
+@pytest.mark.parametrize("key", ["cometbft", "cosmosApi", "providerDaemon", "mlInference"])
+def test_a_component_switched_off_has_no_scrape_job(prod_values, key):
+    import copy
+    values = copy.deepcopy(prod_values)
+    values["scrape"]["components"][key]["enabled"] = False
+    jobs = {j["job_name"] for j in scrape.scrape_configs(values)}
+    assert prod_values["scrape"]["components"][key]["job"] not in jobs
+    assert len(jobs) == len(scrape.scrape_configs(prod_values)) - 1
+
+
+def test_a_scrape_timeout_longer_than_the_interval_fails_with_the_file_and_key(project):
+    env = project / "values" / "staging.yaml"
+    env.write_text(env.read_text().replace("scrapeTimeout: 10s", "scrapeTimeout: 45s"))
+    from conftest import run_generator
+    proc = run_generator(project, "render")
+    assert proc.returncode == 1
+    assert "values/staging.yaml" in proc.stderr and "scrapeTimeout" in proc.stderr and "45s" in proc.stderr
+
+
+def test_kubernetes_form_keeps_the_selector_labels_and_named_port(prod_values):
+    jobs = {j["job_name"]: j for j in scrape.scrape_configs(prod_values, mode="kubernetes")}
+    cometbft = jobs["cometbft"]
+    assert cometbft["kubernetes_sd_configs"] == [{"role": "endpoints",
+                                                  "namespaces": {"names": ["virtengine-mainnet", "virtengine-providers"]}}]
+    keep = [r for r in cometbft["relabel_configs"] if r["action"] == "keep"]
+    assert {"source_labels": ["__meta_kubernetes_service_label_app_kubernetes_io_name"],
+            "regex": "virtengine\\-node", "action": "keep"} in keep
+    assert jobs["provider-daemon"]["kubernetes_sd_configs"][0]["role"] == "pod"
