@@ -35,6 +35,8 @@ TOP_FIELDS = {"uid", "title", "folder", "tags", "description", "variables", "pan
 # chart-wide settings the chart puts in place from values (templates/grafana/_dashboards.tpl)
 PLACEHOLDERS = {"refresh": "@@VEMON_REFRESH@@", "from": "@@VEMON_TIME_FROM@@", "timezone": "@@VEMON_TIMEZONE@@"}
 DEFAULT_BUDGET = 200_000
+# above this a dashboard ships minified (smaller ConfigMap); below it, readable in review
+MINIFY_ABOVE = 100_000
 BUDGETS_FILE = "values/_budgets.yaml"
 SLOS_FILE = "templates_src/slos.yaml"
 
@@ -86,7 +88,7 @@ def complete(doc: dict, where: str, titles: dict[str, str] | None = None) -> dic
     unknown = set(doc) - TOP_FIELDS
     if unknown:
         raise ValidationError(f"{where}: unknown field {sorted(unknown)[0]!r}; allowed: {', '.join(sorted(TOP_FIELDS))}")
-    for req in ("uid", "title", "panels", "description"):
+    for req in ("uid", "title", "panels"):
         if not doc.get(req):
             raise ValidationError(f"{where}: missing {req!r}")
     if not UID.match(str(doc["uid"])):
@@ -112,7 +114,7 @@ def complete(doc: dict, where: str, titles: dict[str, str] | None = None) -> dic
     return {
         "uid": doc["uid"],
         "title": doc["title"],
-        "description": doc["description"],
+        "description": str(doc.get("description", "")),
         "tags": sorted(set(["virtengine"] + list(doc.get("tags", [])))),
         "editable": False,
         "graphTooltip": 1,
@@ -153,12 +155,13 @@ def minified(dashboard: dict) -> str:
 
 def slos(src, out) -> dict[str, dict]:
     """The SLOs (templates_src/slos.yaml, owned by the rules) as the SLA dashboards show them."""
-    path = src.root / SLOS_FILE
-    if not path.is_file():
-        return {}
-    data = load_yaml_file(path, SLOS_FILE) or {}
+    specs = out.shared.get("slos")
+    if specs is None:
+        path = src.root / SLOS_FILE
+        data = load_yaml_file(path, SLOS_FILE) if path.is_file() else {}
+        specs = (data.get("slos") or {}) if isinstance(data, dict) else {}
     result = {}
-    for name, spec in ((data.get("slos") or {}) if isinstance(data, dict) else {}).items():
+    for name, spec in (specs or {}).items():
         if isinstance(spec, dict) and isinstance(spec.get("objective"), (int, float)):
             result[str(name)] = {"objective": float(spec["objective"]), "summary": str(spec.get("summary", name)),
                                  "window": str(spec.get("window", "30d"))}
@@ -182,8 +185,6 @@ def build(src, out) -> None:
         if path.name != f"{uid}.yaml.j2":
             raise ValidationError(f"the file of dashboard {uid!r} must be named {uid}.yaml.j2", file=display)
         docs[uid] = (doc, display)
-    if not docs:
-        raise ValidationError("no dashboards: add templates_src/dashboards/<uid>.yaml.j2")
     titles = {uid: str(doc.get("title", uid)) for uid, (doc, _) in docs.items()}
     dashboards: dict[str, dict] = {}
     index: dict[str, dict] = {}
@@ -191,8 +192,9 @@ def build(src, out) -> None:
     for uid, (doc, display) in docs.items():
         dashboard = complete(doc, display, titles)
         for var in dashboard["templating"]["list"][1:]:
-            selector = re.match(r"label_values\((.*),\s*\w+\)$", str(var.get("definition", "")))
-            catalog.check_expr(selector.group(1) if selector else str(var.get("definition", "")),
+            query = str((var.get("query") or {}).get("query", "")) if isinstance(var.get("query"), dict) else ""
+            selector = re.match(r"label_values\((.*),\s*\w+\)$", query)
+            catalog.check_expr(selector.group(1) if selector else query,
                                f"dashboard {uid}, variable {var['name']!r}", recorded=recorded, file=display)
         for panel in dashboard["panels"]:
             for target in panel.get("targets", []):
@@ -201,17 +203,20 @@ def build(src, out) -> None:
         problems = dashlint.structural(dashboard, set(docs))
         if problems:
             raise ValidationError("dashboard lint:\n  " + "\n  ".join(problems), file=display)
-        text = minified(dashboard)
+        pretty = dump_json(dashboard)
+        text = minified(dashboard) if len(pretty.encode()) > MINIFY_ABOVE else pretty
         size = len(text.encode())
         if size > limit:
             raise ValidationError(f"dashboard {uid} is {size:,} bytes, over the budget of {limit:,} "
                                   f"({BUDGETS_FILE}: dashboard.maxBytes); split it or remove panels", file=display)
-        out.report.append(f"dashboard {uid}: {size:,} bytes minified, {len(dump_json(dashboard).encode()):,} "
-                          f"pretty (budget {limit:,}), {sum(p['type'] != 'row' for p in dashboard['panels'])} panels")
+        out.report.append(f"dashboard {uid}: {size:,} bytes{' (minified)' if text is not pretty else ''}, "
+                          f"budget {limit:,}, {sum(p['type'] != 'row' for p in dashboard['panels'])} panels")
         dashboards[uid] = dashboard
         index[uid] = {"title": dashboard["title"], "folder": str(doc.get("folder") or "VirtEngine")}
         out.add(f"chart/files/dashboards/{uid}.json", text)
-    out.add("chart/files/dashboards-index.json", dump_json(index))
+    out.add("chart/files/dashboards-index.json", dump_json(
+        {"__generated": "by python -m generator render from templates_src/dashboards; do not edit",
+         "dashboards": index}))
     out.shared["dashboards"] = dashboards
     out.shared["dashboard_index"] = index
     out.schema_extensions[("dashboards", "items")] = {
