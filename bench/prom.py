@@ -44,45 +44,6 @@ NICE_STEPS = (15, 20, 30, 60, 120, 300, 600, 900, 1800, 3600)
 CLUSTER = "bench"
 
 
-# ---------------------------------------------------------------- history
-def _series_now() -> list[tuple[str, dict, float, str]]:
-    """(name, labels, value, type) for every series the simulator serves now."""
-    from .simsource import current_series
-    return current_series()
-
-
-def _value_at(value: float, kind: str, fraction: float, index: int) -> float:
-    """A plausible value ``fraction`` (0..1) of the way through the history."""
-    if kind == "counter":
-        return value * (0.5 + 0.5 * fraction)
-    wobble = 0.02 * ((index * 7919) % 13 - 6) / 6
-    return value * (1 + wobble)
-
-
-def write_openmetrics(path: Path, end: int) -> int:
-    """6 hours of history of every simulated series, as OpenMetrics for promtool."""
-    series = _series_now()
-    start = end - HOURS * 3600
-    steps = HOURS * 3600 // SCRAPE
-    by_name: dict[str, list] = {}
-    for name, labels, value, kind in series:
-        by_name.setdefault(name, []).append((labels, value, kind))
-    with path.open("w") as out:
-        # every sample name its own gauge family: queries do not care about the type
-        for name, items in sorted(by_name.items()):
-            out.write(f"# TYPE {name} gauge\n")
-            for labels, value, kind in items:
-                lab = ",".join(f'{k}="{_esc(v)}"' for k, v in sorted(labels.items()))
-                for i in range(steps + 1):
-                    out.write(f"{name}{{{lab}}} {_value_at(value, kind, i / steps, i):.6g} {start + i * SCRAPE}\n")
-        out.write("# EOF\n")
-    return len(series)
-
-
-def _esc(v: str) -> str:
-    return str(v).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
 # ---------------------------------------------------------------- Prometheus
 def _free_port() -> int:
     with socket.socket() as s:
@@ -104,7 +65,7 @@ def rule_groups(chart: Path, values: Path) -> list[dict]:
 
 
 class Prometheus:
-    def __init__(self, work: Path, groups: list[dict]) -> None:
+    def __init__(self, work: Path, groups: list[dict], scrape_configs: list[dict]) -> None:
         self.work = work
         self.port = _free_port()
         for g in groups:
@@ -113,7 +74,7 @@ class Prometheus:
         (work / "prometheus.yml").write_text(yaml.safe_dump({
             "global": {"scrape_interval": f"{SCRAPE}s", "evaluation_interval": f"{EVAL}s",
                        "external_labels": {"bench": "1"}},
-            "rule_files": [str(work / "rules.yaml")], "scrape_configs": []}))
+            "rule_files": [str(work / "rules.yaml")], "scrape_configs": scrape_configs}))
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> "Prometheus":
@@ -158,7 +119,7 @@ class Prometheus:
                 out[group] = float(line.rsplit(" ", 1)[1])
         return out
 
-    def query_cost(self, expr: str, end: float, step: int | None) -> tuple[float, str]:
+    def query_cost(self, expr: str, end: float, step: int | None) -> tuple[float, str, int]:
         params = {"query": expr, "stats": "all"}
         if step is None:
             params["time"] = f"{end:.3f}"
@@ -169,9 +130,9 @@ class Prometheus:
         try:
             data = self.get(path, params)
         except urllib.error.HTTPError as e:
-            return float("nan"), e.read().decode()[:200]
+            return float("nan"), e.read().decode()[:200], 0
         timings = (data.get("data", {}).get("stats") or {}).get("timings") or {}
-        return float(timings.get("execTotalTime", float("nan"))), ""
+        return float(timings.get("execTotalTime", float("nan"))), "", len(data["data"].get("result") or [])
 
 
 # ---------------------------------------------------------------- dashboards
@@ -222,29 +183,31 @@ def _norm(expr: str) -> str:
 
 
 def run(report: Report, work: Path, tree: Path) -> None:
-    try:
-        from .simsource import available
-        reason = available()
-    except ImportError as e:
-        reason = str(e)
+    from .simsource import available
+    reason = available()
     if reason:
         report.note(f"Prometheus-side cost not measured: {reason}")
         return
+    from simulator import Simulator
+
+    from .simsource import write_history
     home = Path(tempfile.mkdtemp(prefix="prom-", dir=work))
     end = int(time.time()) - 60
     history = home / "history.om"
     started = time.time()
-    nseries = write_openmetrics(history, end)
+    sim = Simulator()
+    nseries = write_history(sim, history, start=end - HOURS * 3600, end=end, step=SCRAPE, cluster=CLUSTER)
     tools.run([tools.find("promtool"), "tsdb", "create-blocks-from", "openmetrics", str(history),
                str(home / "data")], timeout=1800)
     history.unlink()
-    report.add("prometheus", "simulated series (6 h history, one sample per 30 s)",
-               f"{nseries:,} series, {nseries * (HOURS * 3600 // SCRAPE + 1):,} samples, "
-               f"loaded in {time.time() - started:.0f} s")
+    report.add("prometheus", "simulated fleet (simulator/, 6 h of history at one sample per 30 s, then live)",
+               f"{len(sim.targets)} targets, {nseries:,} series, {nseries * (HOURS * 3600 // SCRAPE + 1):,} samples, "
+               f"built in {time.time() - started:.0f} s")
     groups = rule_groups(tree / "chart", tree / "values" / "prod.yaml")
     rule_exprs = {r.get("alert") or r.get("record"): r["expr"] for g in groups for r in g["rules"]}
     records = {r["record"]: r["expr"] for g in groups for r in g["rules"] if "record" in r}
-    with Prometheus(home, groups) as prom:
+    with sim.start(port=0), Prometheus(home, groups, sim.scrape_configs(
+            interval=f"{SCRAPE}s", labels={"cluster": CLUSTER})) as prom:
         samples: dict[str, list[float]] = {}
         time.sleep(EVAL * 1.5)
         for _ in range(5):
@@ -264,7 +227,7 @@ def run(report: Report, work: Path, tree: Path) -> None:
             report.add("prometheus", f"slowest rule group of {len(rows)}", ms(worst), "< 10 ms",
                        worst < RULE_GROUP_TARGET)
         now = time.time()
-        boards, slow, errors = [], [], []
+        boards, slow, errors, empty = [], [], [], []
         uses: dict[str, list[str]] = {}
         for path in sorted((tree / "chart" / "files" / "dashboards").glob("*.json")):
             total = 0.0
@@ -272,11 +235,13 @@ def run(report: Report, work: Path, tree: Path) -> None:
                 q = substitute(expr, step)
                 costs = []
                 for _ in range(3):
-                    cost, err = prom.query_cost(q, now, step)
+                    cost, err, found = prom.query_cost(q, now, step)
                     if err:
                         errors.append(f"{path.stem} / {title}: {err}")
                         break
                     costs.append(cost)
+                if costs and not found:
+                    empty.append(f"{path.stem} / {title}")
                 cost = sorted(costs)[len(costs) // 2] if costs else 0.0
                 total += cost
                 slow.append((cost, f"{path.stem} / {title}", expr))
@@ -296,6 +261,9 @@ def run(report: Report, work: Path, tree: Path) -> None:
                      [[ms(c), w, e.replace("\n", " ")[:110]] for c, w, e in sorted(slow, reverse=True)[:8]])
         for e in errors[:5]:
             report.note(f"query failed: {e}")
+        if empty:
+            report.note(f"{len(empty)} panel queries returned no series from the simulated fleet (their cost is "
+                        f"a lower bound): {', '.join(empty[:8])}{' ...' if len(empty) > 8 else ''}")
     for name, expr in rule_exprs.items():
         uses.setdefault(_norm(expr), []).append(f"rule {name}")
     again = []

@@ -35,6 +35,18 @@ def run(report: Report, work: Path) -> None:
                  ["env", "stored", "of 1 MiB", "manifest", "chart files+templates (b64)", "largest object",
                   "size", "of 1 MiB"], rows)
     prod = {m.env: m for m in measures}.get("prod", measures[-1])
+    gz = budget.measure(tree / "chart", [tree / "values" / f"{prod.env}.yaml"], prod.env,
+                        extra=["--set", "grafanaOperator.enabled=true"])
+    plain_boards = [s for n, s in prod.objects if n.startswith("ConfigMap/") and s > 0]
+    gz_boards = [s for n, s in gz.objects if n.startswith("GrafanaDashboard/")]
+    if gz_boards:
+        report.add("size", f"{prod.env} with grafanaOperator.enabled (gzipJson): stored release",
+                   f"{kib(gz.stored)} = {gz.share:.1%} of 1 MiB (ConfigMaps: {kib(prod.stored)})")
+        report.add("size", f"{prod.env} largest dashboard object: GrafanaDashboard (gzipJson) vs largest ConfigMap",
+                   f"{kib(max(gz_boards))} vs {kib(max(plain_boards))}")
+    packed = sum(p.stat().st_size for p in (tree / "chart" / "files" / "dashboards-gzip").glob("*.b64"))
+    if packed:
+        report.add("size", "compressed dashboard copies carried in every release (chart files, raw)", kib(packed))
     record = budget.release_record(tree / "chart", [tree / "values" / f"{prod.env}.yaml"])
     docs = (record.get("manifest") or "").split("\n---\n")
     costs = []

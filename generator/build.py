@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import schema as values_schema
-from . import yamlio
+from . import budget, secrets, yamlio
 from .content import catalog, dashboards, datasources, docs, environments, routing, rules, static
 from .content import chartdocs, scrape
 from .errors import GeneratorError, ValidationError
@@ -25,7 +25,7 @@ GENERATOR = "python -m generator render"
 # stages that produce content and extend the values schema
 CONTENT_STAGES = (catalog, rules, dashboards, routing)
 # stages that need the validated values of every environment
-CHART_STAGES = (datasources, environments, static, docs, scrape, chartdocs)
+CHART_STAGES = (datasources, environments, static, docs, scrape, chartdocs, budget)
 
 
 @dataclass
@@ -82,6 +82,7 @@ def load_sources(root: Path, env_names: list[str] | None = None) -> Sources:
 
 def build(root: Path, env_names: list[str] | None = None) -> Output:
     src = load_sources(root, env_names)
+    secrets.check_values(src)
     out = Output()
     for stage in CONTENT_STAGES:
         stage.build(src, out)
@@ -97,4 +98,5 @@ def build(root: Path, env_names: list[str] | None = None) -> Output:
         src.defaults, header("#", "values/defaults.yaml") + "#\n"))
     for stage in CHART_STAGES:
         stage.build(src, out)
+    secrets.check_generated(out.files)
     return out

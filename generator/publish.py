@@ -113,3 +113,38 @@ def publish(root: Path, registry: str, *, helm_major: int = 3, plain_http: bool 
     text = proc.stdout + proc.stderr
     digest = (re.search(r"Digest:\s*(\S+)", text) or re.search(r"(sha256:[0-9a-f]{64})", text))
     return Published(ref=ref, version=version, digest=digest.group(1) if digest else "")
+
+
+def changelog_items(root: Path, version: str) -> list[str]:
+    """The items of ``CHANGELOG.md``'s section for ``version`` (``- kind: description`` lines)."""
+    path = root / "CHANGELOG.md"
+    if not path.is_file():
+        return []
+    items, inside = [], False
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("## "):
+            inside = line[3:].strip().split()[0] == version
+        elif inside and line.startswith("- "):
+            items.append(line[2:].strip())
+    return items
+
+
+def check_changelog(ctx) -> None:
+    """Lint check: the chart's version has a CHANGELOG.md section equal to its artifacthub.io/changes."""
+    import yaml
+    from .errors import ValidationError
+    meta = yaml.safe_load((ctx.chart / "Chart.yaml").read_text()) or {}
+    version = str(meta.get("version"))
+    items = changelog_items(ctx.root, version)
+    if not items:
+        raise ValidationError(f"CHANGELOG.md has no '## {version}' section with '- kind: what changed' items; "
+                              "say what this version changes", file="CHANGELOG.md")
+    raw = (meta.get("annotations") or {}).get("artifacthub.io/changes", "")
+    changes = yaml.safe_load(raw) if raw else []
+    annotated = [f"{c.get('kind')}: {c.get('description')}" for c in changes or []]
+    if annotated != items:
+        missing = sorted(set(items) ^ set(annotated))
+        raise ValidationError(f"artifacthub.io/changes differs from CHANGELOG.md's {version} section: "
+                              + "; ".join(missing[:3]), file="templates_src/chart/Chart.yaml",
+                              key="annotations.artifacthub.io/changes")
+    ctx.notes.append(f"CHANGELOG.md and artifacthub.io/changes agree on {version}: {len(items)} items")

@@ -69,8 +69,8 @@ GAUGES = (
     (r".*queue_length", _g(level=2, integer=True)),
     (r"node_memory_MemTotal_bytes", _g(gauge="const", level=68719476736)),
     (r"(?i).*mem.*(avail|available|free).*_bytes", _g(level=2.8e10, integer=True)),
-    (r"(?i).*(avail|available|free).*_bytes", _g(level=2e11, integer=True)),
-    (r".*(size|capacity|total|MemTotal).*_bytes", _g(level=5e11, integer=True)),
+    (r"(?i).*(avail|available|free).*_bytes", _g(level=3.2e11, integer=True)),
+    (r".*(size|capacity|total).*_bytes", _g(gauge="const", level=5e11)),
     (r".*(timestamp|_time)_seconds|.*_last_.*_seconds", _g(gauge="time")),
     (r".*_peers", _g(level=40, integer=True)),
     (r".*mempool_size", _g(level=60, integer=True)),
@@ -95,7 +95,7 @@ COUNTERS = (
 )
 # counters that count a share of another counter's events (same labels): (pattern, leader, share)
 FOLLOWS = (
-    (r"(.*)_orders_matched_total", r"\1_orders_created_total", 0.97),
+    (r"(.*)_orders_matched_total", r"\1_orders_created_total", 0.99),
     (r"(.*)_workload_failures_total", r"\1_workload_starts_total", 0.005),
     (r"(.*)_timeout_total", r"\1_requests_total", 0.002),
     (r"(.*)_verifications_total", r"\1_submissions_total", 0.98),
@@ -109,7 +109,7 @@ HISTOGRAMS = (
     (r".*block_processing_time.*", dict(median=0.08, sigma=0.5, rate=1.0, per_block=True)),
     (r".*abci.*", dict(median=0.004, sigma=0.8, rate=5.0)),
     (r"virtengine_tx_.*", dict(median=0.8, sigma=0.5, rate=3.0)),
-    (r"virtengine_veid_.*", dict(median=2.5, sigma=0.45, rate=0.2)),
+    (r"virtengine_veid_.*", dict(median=2.5, sigma=0.45, rate=2.0)),
     (r"virtengine_ml_.*", dict(median=0.15, sigma=0.5, rate=2.0)),
     (r".*lease.*|.*deploy.*", dict(median=5.0, sigma=0.6, rate=0.05)),
 )

@@ -137,13 +137,13 @@ class Simulator:
         elif m.type == "histogram":
             fam = HistogramMetricFamily(m.name, m.help, labels=labels)
             for s in mot.series:
-                buckets = [(_le(le), float(int(c))) for le, c in zip(mot.spec.buckets, s.buckets)]
-                buckets.append(("+Inf", float(int(s.count))))
+                buckets = [(_le(le), round(c, 3)) for le, c in zip(mot.spec.buckets, s.buckets)]
+                buckets.append(("+Inf", round(s.count, 3)))
                 fam.add_metric(list(s.labels.values()), buckets, round(s.total, 6))
         elif m.type == "summary":
             fam = SummaryMetricFamily(m.name, m.help, labels=labels)
             for s in mot.series:
-                fam.add_metric(list(s.labels.values()), count_value=float(int(s.count)), sum_value=round(s.total, 6))
+                fam.add_metric(list(s.labels.values()), count_value=round(s.count, 3), sum_value=round(s.total, 6))
         elif m.type == "info":
             fam = InfoMetricFamily(m.name[:-5] if m.name.endswith("_info") else m.name, m.help, labels=[])
             for s in mot.series:

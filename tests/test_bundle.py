@@ -153,3 +153,23 @@ def test_bundle_refuses_to_replace_a_folder_it_did_not_write(snapshot, tmp_path)
 def test_bundle_of_an_unknown_environment_fails_by_name(snapshot, tmp_path):
     proc = run_generator(snapshot, "bundle", "--env", "qa", "--out", str(tmp_path / "x"))
     assert proc.returncode == 1 and "qa" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_in_cluster_scrape_config_has_the_same_jobs_and_passes_promtool(bundles, env, tmp_path):
+    b = bundles[env]
+    # Debian's Prometheus is built without Kubernetes service discovery: promtool checks everything else
+    data = load(b / "prometheus" / "kubernetes.yml")
+    for job in data["scrape_configs"]:
+        assert job.pop("kubernetes_sd_configs")[0]["role"] in ("endpoints", "pod")
+        job["static_configs"] = [{"targets": ["placeholder:1"]}]
+    (tmp_path / "k.yml").write_text(yaml.safe_dump(data))
+    proc = tools.run([tools.find("promtool"), "check", "config", str(tmp_path / "k.yml")], check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    k8s_jobs = {j["job_name"]: j for j in load(b / "prometheus" / "kubernetes.yml")["scrape_configs"]}
+    static = {j["job_name"]: j for j in load(b / "prometheus" / "prometheus.yml")["scrape_configs"]
+              if "relabel_configs" in j}
+    assert set(k8s_jobs) == set(static)
+    for name, job in k8s_jobs.items():
+        assert job["relabel_configs"][-2:] == static[name]["relabel_configs"]
+        assert job.get("metric_relabel_configs") == static[name].get("metric_relabel_configs")

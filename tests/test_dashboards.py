@@ -245,19 +245,25 @@ def test_a_bad_dashboard_setting_fails_helm_by_name(tmp_path, bad):
 
 
 @pytest.mark.parametrize("major", HELM_MAJORS)
-def test_grafana_operator_dashboards_are_off_by_default_and_read_the_configmaps_when_on(rendered, tmp_path, major):
+def test_grafana_operator_dashboards_are_off_by_default_and_complete_valid_dashboards_when_on(rendered, tmp_path,
+                                                                                           major):
+    import base64
+    import gzip
     assert not [d for d in rendered[("prod", major)] if d["kind"] == "GrafanaDashboard"]
-    docs = _template_with(tmp_path, {"dashboards": {"operator": {"enabled": True,
-                                                                  "instanceSelector": {"team": "sre"}}}}, major)
-    gds = [d for d in docs if d["kind"] == "GrafanaDashboard"]
-    cms = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ConfigMap"}
-    assert len(gds) == len([d for d in cms.values() if "virtengine.io/dashboard" in d["metadata"]["labels"]])
-    for gd in gds:
+    docs = _template_with(tmp_path, {"grafanaOperator": {"enabled": True}, "dashboards": {"items": {
+        "ml-inference": {"enabled": False}, "escrow-module": {"folder": "Money"}}}}, major)
+    gds = {d["metadata"]["name"]: d for d in docs if d["kind"] == "GrafanaDashboard"}
+    assert not [d for d in docs if d["kind"] == "ConfigMap" and "virtengine.io/dashboard" in d["metadata"]["labels"]]
+    uids = set()
+    for gd in gds.values():
         assert gd["apiVersion"] == "grafana.integreatly.org/v1beta1"
-        # maps merge deeply (Helm): the default selector stays beside the added label
-        assert gd["spec"]["instanceSelector"] == {"matchLabels": {"dashboards": "grafana", "team": "sre"}}
-        ref = gd["spec"]["configMapRef"]
-        assert ref["key"] in cms[ref["name"]]["data"]
+        dashboard = json.loads(gzip.decompress(base64.b64decode(gd["spec"]["gzipJson"])))
+        uids.add(dashboard["uid"])
+        assert "@@VEMON" not in json.dumps(dashboard) and dashboard["refresh"] == "30s"
+        assert dashlint.schema_problems(dashboard) == []
+        if dashboard["uid"] == "escrow-module":
+            assert gd["spec"]["folder"] == "Money"
+    assert "ml-inference" not in uids and "virtengine-overview" in uids
 
 
 def test_every_dashboard_configmap_stays_well_under_the_object_limits(shipped):

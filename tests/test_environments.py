@@ -25,13 +25,19 @@ def by_kind(docs: list[dict], kind: str) -> dict[str, dict]:
     return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
 
 
+def _latest() -> str:
+    from kubernetes_validate.utils import latest_version
+    return latest_version()
+
+
+@pytest.mark.parametrize("kube", [KUBE, _latest()])
 @pytest.mark.parametrize("major", HELM_MAJORS)
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_every_environment_renders_manifests_valid_against_kubernetes_and_crd_schemas(rendered, env, major):
+def test_every_environment_renders_manifests_valid_against_kubernetes_and_crd_schemas(rendered, env, major, kube):
     docs = rendered[(env, major)]
     kinds = {d["kind"] for d in docs}
     assert {"ServiceMonitor", "PodMonitor", "ConfigMap"} <= kinds
-    assert k8s.validate(docs, KUBE) == []
+    assert k8s.validate(docs, kube) == []
 
 
 BROKEN = [
@@ -162,3 +168,37 @@ def test_every_key_of_an_environment_file_is_explained_in_a_comment_above_it(env
                     if (m := KEY.match(line)) and not re.search(rf"(^|[^A-Za-z0-9]){re.escape(m.group(2))}([^A-Za-z0-9]|$)",
                                                                  _comments_above(lines, i))]
     assert undocumented == []
+
+
+def install_notes(env: str, *extra: str) -> str:
+    """NOTES.txt as `helm install` prints it (helm 4 renders it without a cluster)."""
+    from generator import tools
+    proc = tools.run([tools.helm(4), "install", "--dry-run=client", "vemon", str(ROOT / "chart"), "-n", "monitoring",
+                      "-f", str(ROOT / "values" / f"{env}.yaml"), *extra], timeout=120)
+    return proc.stdout.split("NOTES:", 1)[1]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_install_notes_list_what_was_installed_and_how_to_check_it(env):
+    values = env_values(env)
+    notes = install_notes(env)
+    assert f"installed for cluster {values['global']['cluster']} ({env})" in notes
+    assert f'up{{cluster="{values["global"]["cluster"]}"}}' in notes
+    for job in ("cometbft", "virtengine-app", "provider-daemon"):
+        assert f"  {job}: " in notes
+    assert ("  ml-inference: " in notes) == (env != "dev")
+    assert "WARNING: scrape.labels is empty" not in notes
+
+
+def test_install_notes_warn_when_the_operator_selector_label_is_missing():
+    assert "WARNING: scrape.labels is empty" in install_notes("prod", "--set", "scrape.labels=null")
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_rules_and_scrape_objects_carry_the_label_the_environments_operator_selects(rendered, env):
+    values = env_values(env)
+    release = values["rules"]["labels"]["release"]
+    assert release == values["scrape"]["labels"]["release"]
+    selected = [d for d in rendered[(env, 3)] if d["kind"] in ("PrometheusRule", "ServiceMonitor", "PodMonitor")]
+    assert {d["kind"] for d in selected} == {"PrometheusRule", "ServiceMonitor", "PodMonitor"}
+    assert {d["metadata"]["labels"].get("release") for d in selected} == {release}

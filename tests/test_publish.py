@@ -150,3 +150,29 @@ def test_a_chart_change_without_a_version_bump_fails_lint_against_main(snapshot,
     proc = run_generator(repo, "lint", "--check-version-increment", "main", "--only", "version-increment")
     assert proc.returncode == 0, proc.stderr
     assert "version bumped" in proc.stdout
+
+
+@pytest.mark.parametrize("changelog,message", [
+    (None, "no '## 99.0.0' section"),
+    ("## 99.0.0\n\n- fixed: something else\n", "artifacthub.io/changes differs"),
+])
+def test_a_version_without_a_matching_changelog_entry_fails_lint(snapshot, tmp_path, changelog, message):
+    root = tmp_path / "project"
+    for name in ("templates_src", "values"):
+        shutil.copytree(snapshot / name, root / name)
+    shutil.copy(ROOT / "CHANGELOG.md", root / "CHANGELOG.md")
+    meta = root / "templates_src" / "chart" / "Chart.yaml"
+    meta.write_text(re.sub(r"(?m)^version: .*$", "version: 99.0.0", meta.read_text()))
+    if changelog:
+        (root / "CHANGELOG.md").write_text(changelog)
+    assert run_generator(root, "render").returncode == 0
+    proc = run_generator(root, "lint", "--only", "changelog")
+    assert proc.returncode == 1 and message in proc.stderr
+
+
+def test_the_current_version_has_a_changelog_entry_equal_to_its_annotation():
+    from generator import lint
+    ctx = lint.LintContext(root=ROOT)
+    from generator.publish import check_changelog
+    check_changelog(ctx)
+    assert ctx.notes and "agree" in ctx.notes[0]

@@ -5,6 +5,7 @@
     docker-compose.yaml                 Prometheus, Alertmanager, Grafana, Loki, Jaeger
     prometheus/prometheus.yml           scrape jobs from values (same as the ServiceMonitors)
     prometheus/rules/<group>.yml        the chart's PrometheusRule groups, as rendered
+    prometheus/kubernetes.yml           the same jobs with kubernetes_sd_configs (in-cluster, no operator)
     alertmanager/alertmanager.yml       the chart's Alertmanager Secret, as rendered (+ *.tmpl)
     grafana/provisioning/datasources/   the chart's datasources ConfigMap, URLs of the compose services
     grafana/provisioning/dashboards/    a file provider for grafana/dashboards/<folder>/<uid>.json
@@ -154,6 +155,10 @@ def files(root: Path, env: str, *, helm_major: int = 3, targets: dict | None = N
                              file=f"values/{env}.yaml", key="alertmanager.enabled")
     am = alertmanagers or ["alertmanager:9093"]
     out["prometheus/prometheus.yml"] = head + _dump(prometheus_yml(values, env, targets, am))
+    out["prometheus/kubernetes.yml"] = (
+        head + "# The same scrape jobs for a Prometheus without the operator inside the cluster (kubernetes_sd_configs);\n"
+        "# not used by docker-compose. Merge its scrape_configs into that Prometheus's configuration.\n"
+        + _dump({"scrape_configs": scrape.scrape_configs(values, mode="kubernetes")}))
     out["grafana/provisioning/dashboards/virtengine.yaml"] = head + _dump({
         "apiVersion": 1,
         "providers": [{"name": "virtengine", "type": "file", "disableDeletion": True, "allowUiUpdates": False,

@@ -137,6 +137,15 @@ def complete(doc: dict, where: str, titles: dict[str, str] | None = None) -> dic
     }
 
 
+def fill_placeholders(data: bytes, settings: dict) -> bytes:
+    """A dashboard's JSON with the chart-wide settings of ``settings`` (values' ``dashboards``) in place, as
+    the chart does at install; for forms Helm cannot edit (the precompressed Grafana Operator dashboards)."""
+    text = data.decode()
+    for key, token in (("refresh", "refresh"), ("timeFrom", "from"), ("timezone", "timezone")):
+        text = text.replace(json.dumps(PLACEHOLDERS[token]), json.dumps(settings[key]))
+    return text.encode()
+
+
 def budget(root) -> int:
     path = root / BUDGETS_FILE
     if not path.is_file():

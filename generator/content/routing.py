@@ -1,20 +1,106 @@
-"""Alertmanager: notification templates shipped as chart files.
+"""Alertmanager: notification templates and receiver shapes shipped as chart files.
 
-The routing tree and receivers are rendered by the chart from values
-(``templates/alertmanager/``); the Go templates that format PagerDuty and
-Opsgenie notifications live in ``templates_src/alertmanager/*.tmpl`` and are
-copied as data, so Helm never parses their ``{{ }}``.
+The routing tree, receivers and inhibitions are built by the chart from
+``.Values.alertmanager`` (``templates/alertmanager/``), so every environment
+and every ``--set`` gets its own. What is the same everywhere is data here:
+
+- ``templates_src/alertmanager/*.tmpl``: the Go templates that format
+  notifications, copied to ``chart/files/alertmanager/`` (Helm never parses
+  their ``{{ }}``; the configuration Secret carries them next to
+  ``alertmanager.yaml``);
+- ``templates_src/alertmanager/receivers.yaml``: the fields of each kind of
+  receiver (PagerDuty, Opsgenie, webhook) that do not depend on the team,
+  emitted as ``chart/files/alertmanager/receivers.json``.
+
+The stage checks that every template a receiver uses is defined, and that
+every alert name the routing values match on (``alertname="X"``) and every
+rule group a route names exists in the rules, so renaming an alert cannot
+silently break its route or inhibition.
 """
 from __future__ import annotations
 
+import re
+
 from ..errors import ValidationError
+from ..yamlio import dump_json, load_yaml_file
+
+KINDS = ("pagerduty", "opsgenie", "webhook")
+TEMPLATE_USE = re.compile(r'\{\{-?\s*template\s+"([^"]+)"')
+TEMPLATE_DEF = re.compile(r'\{\{-?\s*define\s+"([^"]+)"')
+ALERTNAME = re.compile(r'^alertname(=~|=)"(.*)"$')
+
+
+def _strings(node):
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for v in node.values():
+            yield from _strings(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _strings(v)
+
+
+def _alert_names(matcher: str) -> list[str]:
+    """Alert names a matcher names literally (``alertname="X"`` or ``alertname=~"A|B"`` without regex)."""
+    m = ALERTNAME.match(matcher)
+    if not m:
+        return []
+    if m.group(1) == "=":
+        return [m.group(2)]
+    parts = m.group(2).split("|")
+    return [p for p in parts if re.fullmatch(r"[A-Za-z0-9]+", p)]
+
+
+def check_values(alertmanager: dict, alerts: set[str], groups: set[str], where: str) -> None:
+    """Alert names and rule groups the routing values refer to must exist."""
+    for key, route in sorted((alertmanager.get("routes") or {}).items()):
+        for group in route.get("ruleGroups") or []:
+            if group not in groups:
+                raise ValidationError(f"rule group {group!r} does not exist; groups: {', '.join(sorted(groups))}",
+                                      file=where, key=f"alertmanager.routes.{key}.ruleGroups")
+        for matcher in route.get("matchers") or []:
+            for name in _alert_names(matcher):
+                if name not in alerts:
+                    raise ValidationError(f"no alert named {name!r} (in {matcher}); a renamed or removed alert?",
+                                          file=where, key=f"alertmanager.routes.{key}.matchers")
+    for key, rule in sorted((alertmanager.get("inhibitions") or {}).items()):
+        for side in ("sourceMatchers", "targetMatchers"):
+            for matcher in rule.get(side) or []:
+                for name in _alert_names(matcher):
+                    if name not in alerts:
+                        raise ValidationError(f"no alert named {name!r} (in {matcher}); a renamed or removed alert?",
+                                              file=where, key=f"alertmanager.inhibitions.{key}.{side}")
 
 
 def build(src, out) -> None:
     folder = src.templates / "alertmanager"
+    defined: set[str] = set()
     for path in sorted(folder.glob("*.tmpl")):
         text = path.read_text(encoding="utf-8")
-        if "{{ define" not in text and "{{define" not in text and "{{- define" not in text:
+        names = TEMPLATE_DEF.findall(text)
+        if not names:
             raise ValidationError("an Alertmanager template file defines named templates ({{ define \"...\" }})",
                                   file=str(path.relative_to(src.root)))
+        defined.update(names)
         out.add(f"chart/files/alertmanager/{path.name}", text)
+    shapes_path = folder / "receivers.yaml"
+    display = str(shapes_path.relative_to(src.root))
+    shapes = load_yaml_file(shapes_path, display)
+    if not isinstance(shapes, dict) or set(shapes) != set(KINDS):
+        raise ValidationError(f"expected the receiver kinds {', '.join(KINDS)} as top-level keys", file=display)
+    for kind, shape in shapes.items():
+        for text in _strings(shape):
+            for name in TEMPLATE_USE.findall(text):
+                if name not in defined:
+                    raise ValidationError(f"{kind}: template {name!r} is not defined in templates_src/alertmanager/"
+                                          f"*.tmpl; defined: {', '.join(sorted(defined))}", file=display, key=kind)
+    out.add("chart/files/alertmanager/receivers.json", dump_json(shapes))
+    alerts = set(out.shared.get("alerts", {}))
+    groups = set(out.shared.get("rule_groups", {}))
+    if alerts:
+        check_values(src.defaults.data.get("alertmanager") or {}, alerts, groups, "values/defaults.yaml")
+        for name, env in sorted(src.envs.items()):
+            data = getattr(env, "data", None) or {}
+            if isinstance(data, dict) and isinstance(data.get("alertmanager"), dict):
+                check_values(data["alertmanager"], alerts, groups, f"values/{name}.yaml")

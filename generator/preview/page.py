@@ -320,15 +320,21 @@ def body_heatmap(panel, results, w, h, window: Window, theme):
         except ValueError:
             return math.inf
     series.sort(key=le)
-    top_v = max((v for s in series for _, v in s.points if math.isfinite(v)), default=1) or 1
+    # Prometheus buckets are cumulative; a heatmap shows each bucket's own count (Grafana's "heatmap" format)
+    counts, below = [], {}
+    for s in series:
+        own = [(t, v - below.get(t, 0.0)) for t, v in s.points]
+        below = dict(s.points)
+        counts.append(own)
+    top_v = max((v for pts in counts for _, v in pts if math.isfinite(v)), default=1) or 1
     rh = (h - 18) / len(series)
     step = window.step
     cw = max(w * step / max(window.seconds, 1), 1)
     cells = []
     base = svg.color("orange", theme)
-    for i, s in enumerate(series):
+    for i, pts in enumerate(counts):
         y = h - 18 - (i + 1) * rh
-        for t, v in s.points:
+        for t, v in pts:
             if math.isfinite(v) and v > 0:
                 x = (t - window.start) / max(window.seconds, 1) * w
                 cells.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{cw:.1f}" height="{rh:.1f}" fill="{base}" '
@@ -385,6 +391,8 @@ def panel_html(panel: dict, box: Box, results: list[Result], window: Window, the
         body = body_text(panel, w, h)
     elif kind == "heatmap":
         body = body_heatmap(panel, results, w, h, window, theme)
+    elif not panel.get("targets"):
+        body = f'<div class="nodata">{escape(str(kind))} panel: no queries to draw</div>'
     elif any(not r.instant for r in results):
         body = body_timeseries(panel, results, w, h, window, theme)
     else:

@@ -3,8 +3,8 @@
 ``local_stack(root)`` starts the simulator (``simulator/``, every metric of
 the catalog from the targets a cluster has) in this process, a Prometheus
 (``tools.find("prometheus")``) on a free 127.0.0.1 port that scrapes it
-every ``scrape`` and evaluates the chart's recording rules (dashboards read
-recorded series), waits ``warmup`` seconds for data, yields the Prometheus
+every ``scrape`` and evaluates the chart's recording and alerting rules
+(dashboards read recorded series and ``ALERTS``), waits ``warmup`` seconds for data, yields the Prometheus
 URL and stops both on exit. Nothing is left running; the TSDB lives in a
 temporary folder.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -30,15 +31,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def recording_rules(root: Path) -> dict:
-    """The chart's recording rules as one Prometheus rule file (alerts left out)."""
+def chart_rules(root: Path) -> dict:
+    """The chart's recording and alerting rules as one Prometheus rule file.
+
+    Alert thresholds (``${param}``) take their defaults, as Helm renders them
+    without overrides, so dashboards that read ``ALERTS`` or recorded series
+    have them.
+    """
     from ..build import build
     groups = []
     for path, data in sorted(build(root).files.items()):
         if path.startswith("chart/files/rules/") and path.endswith(".json"):
             group = json.loads(data)
-            rules = [{k: r[k] for k in ("record", "expr", "labels") if r.get(k)}
-                     for r in group.get("rules", []) if r.get("record") and "${" not in r.get("expr", "")]
+            rules = []
+            for r in group.get("rules", []):
+                params = r.get("params") or {}
+                expr = re.sub(r"\$\{(\w+)\}", lambda m: str(params.get(m.group(1), m.group(0))), r.get("expr", ""))
+                if "${" in expr or not (r.get("record") or r.get("alert")):
+                    continue
+                keep = ("record", "labels") if r.get("record") else ("alert", "for", "labels")
+                rules.append({"expr": expr, **{k: r[k] for k in keep if r.get(k)}})
             if rules:
                 groups.append({"name": group.get("name", path), "rules": rules})
     return {"groups": groups}
@@ -101,7 +113,7 @@ def local_stack(root: Path, *, warmup: float = 45, scrape: str = "2s", block_tim
     sim = Simulator(root / "templates_src" / "metrics", block_time=block_time).start(0)
     try:
         configs = sim.scrape_configs(interval=scrape, labels={"cluster": "virtengine-local"})
-        with prometheus(configs, scrape=scrape, rules=recording_rules(root)) as url:
+        with prometheus(configs, scrape=scrape, rules=chart_rules(root)) as url:
             wait_for_data(Prometheus(url), "count(up == 1)")
             time.sleep(max(0.0, warmup - parse_duration(scrape) * 2))
             yield url

@@ -177,7 +177,7 @@ def gauge(value: float | None, width: int, height: int, *, unit: str | None, lo:
     sweep = 240
 
     def pt(frac: float, radius: float) -> tuple[float, float]:
-        ang = math.radians(90 + sweep / 2 + frac * sweep)
+        ang = math.radians(90 + (360 - sweep) / 2 + frac * sweep)  # from lower left, clockwise over the top
         return cx + radius * math.cos(ang), cy + radius * math.sin(ang)
 
     def arc(a: float, b: float, radius: float, col: str, w: float) -> str:

@@ -1,0 +1,113 @@
+"""The install, upgrade, override and bundle commands of the README, run as written where this machine allows.
+
+No Kubernetes API server can run here, so each `helm upgrade --install` /
+`helm install` / `helm upgrade` line is run as the `helm template` of the same
+release, chart and flags (cluster-only flags dropped; an oci:// chart
+reference is served by the local chart, its publishing being tested in
+test_publish.py). `python -m generator diff|bundle` lines run as written.
+Commands come from README.md's code blocks plus the documented set below,
+so a README edit that breaks a command fails here.
+"""
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+
+import pytest
+
+from conftest import HELM_MAJORS, ROOT, manifests, run_generator
+from generator import tools
+
+DOCUMENTED = [
+    "helm upgrade --install vemon ./chart --namespace monitoring --create-namespace -f values/prod.yaml",
+    "helm upgrade --install vemon oci://ghcr.io/virtengine/charts/virtengine-observability --version 0.1.0 "
+    "--namespace monitoring --create-namespace -f values/prod.yaml",
+    "helm upgrade vemon ./chart --namespace monitoring -f values/staging.yaml --atomic --timeout 5m",
+    "helm upgrade --install vemon ./chart -n monitoring -f values/prod.yaml --set scrape.components.mlInference.enabled=false",
+    "helm upgrade --install vemon ./chart -n monitoring -f values/dev.yaml --set global.cluster=virtengine-dev-2",
+    "python -m generator diff staging prod",
+    "python -m generator bundle --env prod --out deploy/observability",
+]
+CLUSTER_ONLY = {"--create-namespace", "--atomic", "--wait", "--install", "--cleanup-on-fail", "--force"}
+WITH_VALUE = {"--timeout"}
+
+
+def readme_commands() -> list[str]:
+    readme = ROOT / "README.md"
+    if not readme.is_file():
+        return []
+    text = readme.read_text(encoding="utf-8")
+    out = []
+    for block in re.findall(r"```(?:sh|bash|shell|console)?\n(.*?)```", text, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.strip().removeprefix("$ ")
+            if re.match(r"(helm (upgrade|install)\b|(\.venv/bin/)?python -m generator (diff|bundle)\b)", line):
+                out.append(line.split(" #")[0].split(" && ")[0].strip())
+    return out
+
+
+COMMANDS = sorted(set(DOCUMENTED) | set(readme_commands()))
+
+
+def as_template(argv: list[str], chart: str) -> list[str]:
+    """`helm upgrade --install R C flags` -> `helm template R C flags`, cluster-only flags dropped."""
+    args = argv[2:]
+    out, skip = [], False
+    for a in args:
+        if skip:
+            skip = False
+            continue
+        if a in WITH_VALUE:
+            skip = True
+            continue
+        if a in CLUSTER_ONLY or a.split("=")[0] in WITH_VALUE:
+            continue
+        out.append(chart if a.startswith("oci://") or a in ("./chart", "chart") else a)
+    if any(a.startswith("oci://") for a in args):
+        out = [a for i, a in enumerate(out) if a != "--version" and (i == 0 or out[i - 1] != "--version")]
+    return ["template", *out]
+
+
+@pytest.fixture(scope="module")
+def snapshot(tmp_path_factory):
+    root = tmp_path_factory.mktemp("project")
+    for name in ("templates_src", "values"):
+        shutil.copytree(ROOT / name, root / name)
+    assert run_generator(root, "render").returncode == 0
+    return root
+
+
+@pytest.mark.parametrize("command", [c for c in COMMANDS if c.startswith("helm ")])
+@pytest.mark.parametrize("major", HELM_MAJORS)
+def test_readme_helm_command_renders_valid_manifests(snapshot, command, major):
+    argv = shlex.split(command)
+    proc = tools.run([tools.helm(major), *as_template(argv, str(snapshot / "chart"))], cwd=ROOT, check=False)
+    assert proc.returncode == 0, f"{command}\n{proc.stderr}"
+    docs = manifests(proc.stdout)
+    assert {"PrometheusRule", "ServiceMonitor", "Secret"} <= {d["kind"] for d in docs}
+    for flag in re.findall(r"--set (\S+)", command):
+        key, value = flag.split("=", 1)
+        if key == "global.cluster":
+            assert f'"{value}"' in proc.stdout
+        if key.endswith(".enabled") and value == "false":
+            name = key.split(".")[-2].lower()
+            assert not any(d["metadata"]["name"].endswith(name) for d in docs)
+
+
+@pytest.mark.parametrize("command", [c for c in COMMANDS if " -m generator " in c])
+def test_readme_generator_command_runs_as_written(snapshot, tmp_path, command):
+    argv = shlex.split(command)
+    args = argv[argv.index("generator") + 1:]
+    if "--out" in args:
+        i = args.index("--out") + 1
+        args[i] = str(tmp_path / args[i])
+    proc = run_generator(snapshot, *args)
+    assert proc.returncode == 0, f"{command}\n{proc.stderr}"
+    assert proc.stdout.strip()
+
+
+def test_documented_commands_cover_install_upgrade_override_diff_and_bundle():
+    joined = "\n".join(COMMANDS)
+    for needle in ("upgrade --install", "oci://", "--set ", "generator diff", "generator bundle", "helm upgrade vemon"):
+        assert needle in joined, needle
