@@ -41,6 +41,7 @@ import yaml
 
 from . import tools
 from .errors import ToolError, ValidationError
+from .content import dashboards
 from .values import environment_names
 
 MIB = 1024 * 1024
@@ -73,7 +74,9 @@ def build(src, out) -> None:
     """Render stage: the gzip-compressed form of every dashboard."""
     prefix = "chart/files/dashboards/"
     for path in sorted(p for p in out.files if p.startswith(prefix) and p.endswith(".json")):
-        packed = base64.b64encode(gzip.compress(out.files[path], compresslevel=9, mtime=0))
+        # the chart cannot edit compressed JSON: chart-wide settings from the defaults (dashboards.refresh, ...)
+        data = dashboards.fill_placeholders(out.files[path], src.defaults.data["dashboards"])
+        packed = base64.b64encode(gzip.compress(data, compresslevel=9, mtime=0))
         out.add(f"chart/files/dashboards-gzip/{path[len(prefix):]}.gz.b64", packed)
 
 

@@ -10,6 +10,7 @@ of the rendered output that does not parse.
 from __future__ import annotations
 
 import json
+import json
 import traceback
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,7 @@ class Renderer:
             lstrip_blocks=True,
             **DELIMITERS,
         )
+        self.env.filters["fromjson"] = json.loads   # a macro's JSON output back into data
         self.env.globals.update(globals_ or {})
         # tojson of a missing value names it ("parameter 'title' was not provided") instead of a TypeError
         self.env.policies["json.dumps_function"] = _dumps

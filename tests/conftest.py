@@ -107,7 +107,7 @@ MINI_TREE = {
         '<%- endmacro %>\n'),
     "templates_src/dashboards/mini.yaml.j2": (
         '<% from "lib/p.j2" import ts %>\n'
-        'uid: mini\ntitle: Mini\nfolder: Test\nvariables: [cluster]\npanels:\n'
+        'uid: mini\ntitle: Mini\nfolder: Test\npanels:\n'
         '  - << ts("Widgets", "sum by (state) (widgets)", "{{state}}") >>\n'),
     "templates_src/rules/r.yaml.j2": (
         "groups:\n"

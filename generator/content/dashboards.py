@@ -1,144 +1,239 @@
 """Dashboards: ``templates_src/dashboards/<uid>.yaml.j2`` -> Grafana JSON.
 
 A dashboard template renders a short document (uid, title, folder, tags,
-variables, panels built with the macros of ``templates_src/lib/``). This
-module applies what every dashboard shares, once: panel ids, the layout on
-Grafana's 24-column grid, the ``datasource`` variable on every panel and
-target, refIds, the current schema version, links between dashboards. It
-then checks every query against the metrics catalog and writes
-``chart/files/dashboards/<uid>.json`` plus an index the chart reads.
+variables and panels built with the macros of ``templates_src/lib/``). This
+module applies what every dashboard shares, once: the ``datasource``
+variable (type prometheus, defaulting to the Prometheus datasource uid) and
+its use by every panel, target and variable; panel ids and refIds; the
+layout on Grafana's 24-column grid; the current ``schemaVersion``; links to
+the other VirtEngine dashboards; the chart-wide refresh, time range and
+timezone as placeholders the chart fills from values. It then checks every
+query against the metrics catalog, runs the dashboard lint
+(``generator/dashlint.py``), and writes ``chart/files/dashboards/<uid>.json``
+(minified) plus an index the chart reads. Each dashboard's size is reported
+and one over the budget (``values/_budgets.yaml``: ``dashboard.maxBytes``)
+fails with the figure.
 """
 from __future__ import annotations
 
 import copy
+import json
 import re
 
+from .. import dashlint
 from ..errors import ValidationError
-from ..yamlio import dump_json
+from ..yamlio import dump_json, load_yaml_file
 
-SCHEMA_VERSION = 41
+# the schemaVersion Grafana gives a new dashboard (@grafana/schema 13.2.3;
+# tests compare it with the one scripts/grafana-schema extracts)
+SCHEMA_VERSION = 42
 GRID_WIDTH = 24
+DATASOURCE_UID = "prometheus"          # the Prometheus datasource every environment provides (datasources.py)
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 UID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
-TOP_FIELDS = {"uid", "title", "folder", "tags", "description", "variables", "panels", "links", "time", "refresh"}
+TOP_FIELDS = {"uid", "title", "folder", "tags", "description", "variables", "panels", "links", "time"}
+# chart-wide settings the chart puts in place from values (templates/grafana/_dashboards.tpl)
+PLACEHOLDERS = {"refresh": "@@VEMON_REFRESH@@", "from": "@@VEMON_TIME_FROM@@", "timezone": "@@VEMON_TIMEZONE@@"}
+DEFAULT_BUDGET = 200_000
+# above this a dashboard ships minified (smaller ConfigMap); below it, readable in review
+MINIFY_ABOVE = 100_000
+BUDGETS_FILE = "values/_budgets.yaml"
+SLOS_FILE = "templates_src/slos.yaml"
 
 
-def _variables(names: list[str]) -> list[dict]:
-    out = [{
+def datasource_variable() -> dict:
+    return {
         "name": "datasource", "label": "Data source", "type": "datasource", "query": "prometheus",
-        "current": {"text": "Prometheus", "value": "prometheus"}, "hide": 0, "refresh": 1,
-        "regex": "", "options": [],
-    }]
-    chain = {"cluster": "up", "namespace": 'up{cluster=~"$cluster"}',
-             "chain_id": 'cometbft_consensus_height{cluster=~"$cluster"}',
-             "instance": 'cometbft_consensus_height{cluster=~"$cluster", chain_id=~"$chain_id"}'}
-    for name in names:
-        if name not in chain:
-            raise ValidationError(f"unknown variable {name!r}; allowed: {', '.join(chain)}")
-        out.append({
-            "name": name, "label": name, "type": "query", "datasource": DATASOURCE,
-            "query": {"query": f"label_values({chain[name]}, {name})", "refId": f"{name}-var"},
-            "definition": f"label_values({chain[name]}, {name})",
-            "includeAll": True, "multi": True, "allValue": ".*",
-            "current": {"text": "All", "value": "$__all"}, "refresh": 2, "sort": 1, "hide": 0,
-            "regex": "", "options": [],
-        })
-    return out
+        "description": "Prometheus to read from; defaults to the chart's Prometheus datasource",
+        "current": {"text": "Prometheus", "value": DATASOURCE_UID}, "hide": 0, "refresh": 1,
+        "regex": "", "options": [], "includeAll": False, "multi": False,
+    }
 
 
-def _layout(panels: list[dict], where: str) -> None:
+def layout(panels: list[dict], where: str) -> None:
     """Flows panels left to right, top to bottom; a row starts a new line."""
-    x = y = row_height = 0
+    x = y = line_height = 0
     for panel in panels:
         w = panel.pop("w", None) or panel.get("gridPos", {}).get("w", 12)
         h = panel.pop("h", None) or panel.get("gridPos", {}).get("h", 8)
         if panel.get("type") == "row":
             w, h = GRID_WIDTH, 1
-        if not 0 < w <= GRID_WIDTH:
-            raise ValidationError(f"{where}: panel {panel.get('title')!r} is {w} wide; the grid is {GRID_WIDTH}")
+        if not (isinstance(w, int) and 0 < w <= GRID_WIDTH):
+            raise ValidationError(f"{where}: panel {panel.get('title')!r} is {w} wide; the grid has {GRID_WIDTH} columns")
+        if not (isinstance(h, int) and 0 < h <= 40):
+            raise ValidationError(f"{where}: panel {panel.get('title')!r} is {h} high; allowed 1 to 40 rows")
         if panel.get("type") == "row" or x + w > GRID_WIDTH:
-            y += row_height
-            x = row_height = 0
+            y += line_height
+            x = line_height = 0
         panel["gridPos"] = {"x": x, "y": y, "w": w, "h": h}
         x += w
-        row_height = max(row_height, h)
+        line_height = max(line_height, h)
         if panel.get("type") == "row":
             y += 1
-            x = row_height = 0
+            x = line_height = 0
 
 
-def complete(doc: dict, where: str) -> dict:
+def _links(doc: dict, titles: dict[str, str]) -> list[dict]:
+    links = [{"title": "VirtEngine dashboards", "type": "dashboards", "tags": ["virtengine"], "asDropdown": True,
+              "includeVars": True, "keepTime": True, "icon": "external link", "targetBlank": False, "tooltip": ""}]
+    for uid in doc.get("links", []):
+        links.append({"title": titles.get(uid, uid), "type": "link", "url": f"/d/{uid}", "tags": [],
+                      "asDropdown": False, "includeVars": True, "keepTime": True, "icon": "dashboard",
+                      "targetBlank": False, "tooltip": f"Open {titles.get(uid, uid)}"})
+    return links
+
+
+def complete(doc: dict, where: str, titles: dict[str, str] | None = None) -> dict:
+    """A template's short document -> the full Grafana dashboard."""
     unknown = set(doc) - TOP_FIELDS
     if unknown:
         raise ValidationError(f"{where}: unknown field {sorted(unknown)[0]!r}; allowed: {', '.join(sorted(TOP_FIELDS))}")
     for req in ("uid", "title", "panels"):
         if not doc.get(req):
             raise ValidationError(f"{where}: missing {req!r}")
-    if not UID.match(doc["uid"]):
+    if not UID.match(str(doc["uid"])):
         raise ValidationError(f"{where}: uid {doc['uid']!r} must be lowercase letters, digits and '-', at most 40")
+    variables = [datasource_variable()]
+    for var in copy.deepcopy(doc.get("variables") or []):
+        if not isinstance(var, dict) or "name" not in var:
+            raise ValidationError(f"{where}: each variable comes from a macro of templates_src/lib/variables.j2, got {var!r}")
+        if var.get("allValue") is None:
+            var.pop("allValue", None)
+        var["datasource"] = dict(DATASOURCE)
+        variables.append(var)
     panels = copy.deepcopy(doc["panels"])
-    _layout(panels, where)
+    layout(panels, where)
     for number, panel in enumerate(panels, start=1):
         panel["id"] = number
         if panel.get("type") != "row":
-            panel["datasource"] = DATASOURCE
+            panel["datasource"] = dict(DATASOURCE)
         for index, target in enumerate(panel.get("targets", [])):
             target.setdefault("refId", chr(ord("A") + index))
-            target["datasource"] = DATASOURCE
+            target["datasource"] = dict(DATASOURCE)
+    time = doc.get("time") or {"from": PLACEHOLDERS["from"], "to": "now"}
     return {
-        "__generated": "by python -m generator render from templates_src/dashboards; do not edit",
         "uid": doc["uid"],
         "title": doc["title"],
-        "description": doc.get("description", ""),
+        "description": str(doc.get("description", "")),
         "tags": sorted(set(["virtengine"] + list(doc.get("tags", [])))),
         "editable": False,
         "graphTooltip": 1,
         "schemaVersion": SCHEMA_VERSION,
         "version": 1,
-        "time": doc.get("time", {"from": "now-6h", "to": "now"}),
-        "refresh": doc.get("refresh", "30s"),
-        "timezone": "browser",
-        "timepicker": {},
+        "id": None,
+        "time": time,
+        "refresh": PLACEHOLDERS["refresh"],
+        "timezone": PLACEHOLDERS["timezone"],
+        "timepicker": {"refresh_intervals": ["30s", "1m", "5m", "15m", "1h"]},
         "fiscalYearStartMonth": 0,
         "weekStart": "",
         "liveNow": False,
-        "annotations": {"list": []},
-        "links": [{"title": "VirtEngine dashboards", "type": "dashboards", "tags": ["virtengine"],
-                   "asDropdown": True, "includeVars": True, "keepTime": True}] + list(doc.get("links", [])),
-        "templating": {"list": _variables(list(doc.get("variables", [])))},
+        "annotations": {"list": [{
+            "builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"}, "enable": True, "hide": True,
+            "iconColor": "rgba(0, 211, 255, 1)", "name": "Annotations & Alerts", "type": "dashboard"}]},
+        "links": _links(doc, titles or {}),
+        "templating": {"list": variables},
         "panels": panels,
     }
 
 
+def fill_placeholders(data: bytes, settings: dict) -> bytes:
+    """A dashboard's JSON with the chart-wide settings of ``settings`` (values' ``dashboards``) in place, as
+    the chart does at install; for forms Helm cannot edit (the precompressed Grafana Operator dashboards)."""
+    text = data.decode()
+    for key, token in (("refresh", "refresh"), ("timeFrom", "from"), ("timezone", "timezone")):
+        text = text.replace(json.dumps(PLACEHOLDERS[token]), json.dumps(settings[key]))
+    return text.encode()
+
+
+def budget(root) -> int:
+    path = root / BUDGETS_FILE
+    if not path.is_file():
+        return DEFAULT_BUDGET
+    data = load_yaml_file(path, BUDGETS_FILE) or {}
+    value = (data.get("dashboard") or {}).get("maxBytes", DEFAULT_BUDGET) if isinstance(data, dict) else DEFAULT_BUDGET
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValidationError(f"expected a positive number of bytes, got {value!r}", file=BUDGETS_FILE,
+                              key="dashboard.maxBytes")
+    return value
+
+
+def minified(dashboard: dict) -> str:
+    return json.dumps(dashboard, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
+
+
+def slos(src, out) -> dict[str, dict]:
+    """The SLOs (templates_src/slos.yaml, owned by the rules) as the SLA dashboards show them."""
+    specs = out.shared.get("slos")
+    if specs is None:
+        path = src.root / SLOS_FILE
+        data = load_yaml_file(path, SLOS_FILE) if path.is_file() else {}
+        specs = (data.get("slos") or {}) if isinstance(data, dict) else {}
+    result = {}
+    for name, spec in (specs or {}).items():
+        if isinstance(spec, dict) and isinstance(spec.get("objective"), (int, float)):
+            result[str(name)] = {"objective": float(spec["objective"]), "summary": str(spec.get("summary", name)),
+                                 "window": str(spec.get("window", "30d"))}
+    return result
+
+
 def build(src, out) -> None:
     catalog = out.shared["catalog"]
-    dashboards: dict[str, dict] = {}
-    index: dict[str, dict] = {}
-    folder = src.templates / "dashboards"
-    for path in sorted(folder.glob("*.yaml.j2")):
+    context = {"slos": slos(src, out)}
+    recorded = out.shared.get("recorded", set())
+    docs: dict[str, tuple[dict, str]] = {}
+    for path in sorted((src.templates / "dashboards").glob("*.yaml.j2")):
         name = str(path.relative_to(src.templates))
         display = src.renderer.display(name)
-        doc = src.renderer.render_data(name, {})
+        doc = src.renderer.render_data(name, context)
         if not isinstance(doc, dict):
             raise ValidationError("a dashboard template renders a mapping", file=display)
-        dashboard = complete(doc, display)
-        uid = dashboard["uid"]
-        if uid in dashboards:
-            raise ValidationError(f"dashboard uid {uid!r} is used twice", file=display)
+        uid = str(doc.get("uid", ""))
+        if uid in docs:
+            raise ValidationError(f"dashboard uid {uid!r} is used twice (also {docs[uid][1]})", file=display)
+        if path.name != f"{uid}.yaml.j2":
+            raise ValidationError(f"the file of dashboard {uid!r} must be named {uid}.yaml.j2", file=display)
+        docs[uid] = (doc, display)
+    titles = {uid: str(doc.get("title", uid)) for uid, (doc, _) in docs.items()}
+    dashboards: dict[str, dict] = {}
+    index: dict[str, dict] = {}
+    limit = budget(src.root)
+    for uid, (doc, display) in docs.items():
+        dashboard = complete(doc, display, titles)
+        for var in dashboard["templating"]["list"][1:]:
+            query = str((var.get("query") or {}).get("query", "")) if isinstance(var.get("query"), dict) else ""
+            selector = re.match(r"label_values\((.*),\s*\w+\)$", query)
+            catalog.check_expr(selector.group(1) if selector else query,
+                               f"dashboard {uid}, variable {var['name']!r}", recorded=recorded, file=display)
         for panel in dashboard["panels"]:
             for target in panel.get("targets", []):
                 catalog.check_expr(target.get("expr", ""), f"dashboard {uid}, panel {panel.get('title')!r}",
-                                   recorded=out.shared.get("recorded", set()), file=display)
+                                   recorded=recorded, file=display)
+        problems = dashlint.structural(dashboard, set(docs))
+        if problems:
+            raise ValidationError("dashboard lint:\n  " + "\n  ".join(problems), file=display)
+        pretty = dump_json(dashboard)
+        text = minified(dashboard) if len(pretty.encode()) > MINIFY_ABOVE else pretty
+        size = len(text.encode())
+        if size > limit:
+            raise ValidationError(f"dashboard {uid} is {size:,} bytes, over the budget of {limit:,} "
+                                  f"({BUDGETS_FILE}: dashboard.maxBytes); split it or remove panels", file=display)
+        out.report.append(f"dashboard {uid}: {size:,} bytes{' (minified)' if text is not pretty else ''}, "
+                          f"budget {limit:,}, {sum(p['type'] != 'row' for p in dashboard['panels'])} panels")
         dashboards[uid] = dashboard
-        index[uid] = {"title": dashboard["title"], "folder": doc.get("folder", "VirtEngine")}
-        out.add(f"chart/files/dashboards/{uid}.json", dump_json(dashboard))
-    out.add("chart/files/dashboards-index.json", dump_json(index))
+        index[uid] = {"title": dashboard["title"], "folder": str(doc.get("folder") or "VirtEngine")}
+        out.add(f"chart/files/dashboards/{uid}.json", text)
+    out.add("chart/files/dashboards-index.json", dump_json(
+        {"__generated": "by python -m generator render from templates_src/dashboards; do not edit",
+         "dashboards": index}))
     out.shared["dashboards"] = dashboards
+    out.shared["dashboard_index"] = index
     out.schema_extensions[("dashboards", "items")] = {
         uid: {"type": "object", "additionalProperties": False,
               "description": f"{meta['title']} (uid {uid})",
               "properties": {
                   "enabled": {"type": "boolean", "default": True, "description": "ship this dashboard"},
-                  "folder": {"type": "string", "default": meta["folder"], "minLength": 1,
+                  "folder": {"type": "string", "default": meta["folder"], "minLength": 1, "maxLength": 100,
+                             "pattern": "^[^\"\\\\{}]+$",
                              "description": "Grafana folder for this dashboard"}}}
         for uid, meta in index.items()}
