@@ -1,0 +1,206 @@
+"""Rule lint (``generator lint`` check ``rules``) and the SLO spec.
+
+The lint runs on what Helm renders for each environment; here each of its
+rules is broken once on a copy of the rendered groups, and the whole check
+runs on the project and on a copy with a broken source.
+"""
+from __future__ import annotations
+
+import copy
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT, run_generator
+from generator import rulelint, tools
+from generator.build import load_sources
+from generator.content import catalog as catalog_mod
+from generator.content.rules import PLANNED_DASHBOARDS
+from generator.errors import ValidationError
+
+
+@pytest.fixture(scope="module")
+def groups() -> list[dict]:
+    return rulelint.render_rules(ROOT, "prod", 3)
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return catalog_mod.load(load_sources(ROOT))
+
+
+DASHBOARDS = {p.stem for p in (ROOT / "chart" / "files" / "dashboards").glob("*.json")} | PLANNED_DASHBOARDS
+
+
+def _alert(groups, name):
+    return next(r for g in groups for r in g["rules"] if r.get("alert") == name)
+
+
+def _rename(groups, old, new):
+    rule = _alert(groups, old)
+    rule["alert"] = new
+    rule["annotations"]["runbook_url"] = rule["annotations"]["runbook_url"].replace(old, new)
+
+
+BREAKS = [
+    ("alert name not CamelCase", lambda g: _rename(g, "NodeLowPeers", "node_low_peers"), "CamelCase"),
+    ("alert name over 40 characters", lambda g: _rename(g, "NodeLowPeers", "NodeLowPeers" + "X" * 30), "CamelCase"),
+    ("21 rules in a group", lambda g: g[0]["rules"].extend(copy.deepcopy(g[0]["rules"][:1]) * 21), "at most 20"),
+    ("severity outside the set", lambda g: _alert(g, "NodeLowPeers")["labels"].update(severity="page"), "severity"),
+    ("templated summary", lambda g: _alert(g, "NodeLowPeers")["annotations"].update(summary="{{ $value }} peers"),
+     "summary must be static"),
+    ("missing description", lambda g: _alert(g, "NodeLowPeers")["annotations"].pop("description"), "description"),
+    ("runbook_url not the alert's runbook",
+     lambda g: _alert(g, "NodeLowPeers")["annotations"].update(runbook_url="https://x/NodeSyncLag.md"), "runbook_url"),
+    ("metric outside the catalog",
+     lambda g: _alert(g, "NodeLowPeers").update(expr="max by (cluster) (cometbft_p2p_peer_count) < 3"),
+     "not in the metrics catalog"),
+    ("aggregation dropping cluster",
+     lambda g: _alert(g, "NodeLowPeers").update(expr="sum(cometbft_p2p_peers) < 3"), "drops the cluster label"),
+    ("aggregation by other labels only",
+     lambda g: _alert(g, "NodeLowPeers").update(expr="max by (pod) (cometbft_p2p_peers) < 3"),
+     "drops the cluster label"),
+    ("dashboard the chart does not ship",
+     lambda g: _alert(g, "NodeLowPeers")["annotations"].update(dashboard_url="https://g/d/nope?var-cluster=x"),
+     "opens no dashboard"),
+]
+
+
+def test_the_rendered_rules_pass_the_rule_lint(groups, catalog):
+    count = rulelint.lint_groups(groups, catalog=catalog, runbooks=ROOT / "docs" / "runbooks",
+                                 dashboards=DASHBOARDS, where="prod")
+    assert count == len([r for g in groups for r in g["rules"] if "alert" in r]) >= 30
+
+
+@pytest.mark.parametrize("what,breaker,message", BREAKS, ids=[b[0] for b in BREAKS])
+def test_the_rule_lint_fails_on_a_broken_rule_and_says_which(groups, catalog, what, breaker, message):
+    broken = copy.deepcopy(groups)
+    breaker(broken)
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        rulelint.lint_groups(broken, catalog=catalog, runbooks=ROOT / "docs" / "runbooks",
+                             dashboards=DASHBOARDS, where="prod")
+
+
+def test_an_alert_without_a_runbook_fails_the_rule_lint(groups, catalog, tmp_path):
+    shutil.copytree(ROOT / "docs" / "runbooks", tmp_path / "runbooks")
+    (tmp_path / "runbooks" / "MempoolBacklog.md").unlink()
+    with pytest.raises(ValidationError, match="no runbook docs/runbooks/MempoolBacklog.md"):
+        rulelint.lint_groups(groups, catalog=catalog, runbooks=tmp_path / "runbooks", dashboards=DASHBOARDS,
+                             where="prod")
+
+
+def test_every_alert_has_a_runbook_with_the_five_sections(groups):
+    for name in (r["alert"] for g in groups for r in g["rules"] if "alert" in r):
+        text = (ROOT / "docs" / "runbooks" / f"{name}.md").read_text()
+        for section in ("## What it means", "## Impact", "## Diagnose", "## Mitigate", "## Escalate"):
+            assert section in text, f"{name}.md lacks {section}"
+        assert "```promql" in text and "kubectl" in text, f"{name}.md has no concrete PromQL or kubectl"
+
+
+def test_promtool_check_rules_rejects_what_the_chart_must_never_ship(groups, tmp_path):
+    broken = copy.deepcopy(groups)
+    _alert(broken, "NodeLowPeers")["expr"] = "max by (cluster) (cometbft_p2p_peers < 3"
+    path = rulelint.write_rule_file(broken, tmp_path)
+    proc = tools.run([tools.find("promtool"), "check", "rules", str(path)], check=False)
+    assert proc.returncode != 0 and "NodeLowPeers" in proc.stdout + proc.stderr
+
+
+def test_generator_lint_rules_passes_for_every_environment_with_both_helms():
+    proc = run_generator(ROOT, "lint", "--only", "rules")
+    assert proc.returncode == 0, proc.stderr
+    for env in ("dev", "staging", "prod"):
+        assert re.search(rf"rules of {env}: \d+ alerts linted, promtool check rules passed", proc.stdout + proc.stderr)
+
+
+def test_generator_lint_fails_on_a_rule_promtool_rejects(project):
+    rules = project / "templates_src" / "rules" / "warning.yaml.j2"
+    rules.write_text(rules.read_text().replace("max by (cluster, namespace, pod) (cometbft_p2p_peers) < ${minPeers}",
+                                               "max by (cluster, namespace, pod) (cometbft_p2p_peers < ${minPeers}"))
+    assert run_generator(project, "render").returncode == 0
+    proc = run_generator(project, "lint", "--only", "rules")
+    assert proc.returncode == 1 and "promtool check rules failed" in proc.stderr and "NodeLowPeers" in proc.stderr
+
+
+# ---- the SLO spec --------------------------------------------------------------------------------------------
+
+
+def _slo_rules(groups, slo):
+    return [r for g in groups for r in g["rules"] if (r.get("labels") or {}).get("slo") == slo]
+
+
+@pytest.mark.parametrize("slo,objective", [("veid_response_time", 0.99), ("order_matching", 0.95)])
+def test_each_slo_gets_sli_rules_over_the_standard_windows_a_budget_and_burn_rate_alerts(groups, slo, objective):
+    rules = _slo_rules(groups, slo)
+    records = {r["record"] for r in rules if "record" in r}
+    assert records == {f"slo:sli_error:ratio_rate{w}" for w in ("5m", "30m", "1h", "2h", "6h", "1d", "3d")} \
+        | {"slo:error_budget_remaining:ratio"}
+    budget = f"{1 - objective:g}"
+    page = next(r for r in rules if r.get("labels", {}).get("burn") == "fast")
+    ticket = next(r for r in rules if r.get("labels", {}).get("burn") == "slow")
+    for factor, long, short in (("14.4", "1h", "5m"), ("6", "6h", "30m")):
+        assert f"ratio_rate{long}{{slo=\"{slo}\"}} > ({factor} * {budget})" in page["expr"]
+        assert f"ratio_rate{short}{{slo=\"{slo}\"}} > ({factor} * {budget})" in page["expr"]
+    for factor, long, short in (("3", "1d", "2h"), ("1", "3d", "6h")):
+        assert f"ratio_rate{long}{{slo=\"{slo}\"}} > ({factor} * {budget})" in ticket["expr"]
+        assert f"ratio_rate{short}{{slo=\"{slo}\"}} > ({factor} * {budget})" in ticket["expr"]
+    assert page["labels"]["severity"] == "critical" and ticket["labels"]["severity"] == "warning"
+
+
+def test_the_brief_slo_alert_names_are_kept(groups):
+    names = {r.get("alert") for g in groups for r in g["rules"]}
+    assert {"SLOVEIDResponseTime", "SLOOrderMatchingSuccess"} <= names
+
+
+def test_the_sli_ratio_has_no_series_without_traffic(groups):
+    ratio = next(r for r in _slo_rules(groups, "veid_response_time") if r.get("record") == "slo:sli_error:ratio_rate1h")
+    assert "> 0)" in ratio["expr"], "the denominator must be guarded against zero"
+
+
+SLO_BREAKS = [
+    ("an SLO without alerts", lambda s: s["slos"]["order_matching"].pop("alerts"), "slos.order_matching.alerts",
+     "has no alert"),
+    ("an empty alerts map", lambda s: s["slos"]["order_matching"].update(alerts={}), "slos.order_matching.alerts",
+     "has no alert"),
+    ("an objective of 99.9 (percent, not fraction)", lambda s: s["slos"]["veid_response_time"].update(objective=99.9),
+     "slos.veid_response_time.objective", "fraction"),
+    ("a query without ${window}",
+     lambda s: s["slos"]["veid_response_time"]["sli"].update(
+         total="sum by (cluster) (rate(virtengine_veid_submission_seconds_count[5m]))"),
+     "slos.veid_response_time.sli.total", "${window}"),
+    ("a query over every cluster at once",
+     lambda s: s["slos"]["veid_response_time"]["sli"].update(
+         total="sum(rate(virtengine_veid_submission_seconds_count[${window}]))"),
+     "slos.veid_response_time.sli.total", "by (cluster)"),
+    ("an unknown alert kind", lambda s: s["slos"]["order_matching"]["alerts"].update(sms="X"),
+     "slos.order_matching.alerts", "allowed: page, ticket"),
+]
+
+
+@pytest.mark.parametrize("what,breaker,key,message", SLO_BREAKS, ids=[b[0] for b in SLO_BREAKS])
+def test_a_broken_slo_spec_fails_the_render_naming_file_and_key(project, what, breaker, key, message):
+    path = project / "templates_src" / "slos.yaml"
+    spec = yaml.safe_load(path.read_text())
+    breaker(spec)
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    proc = run_generator(project, "render")
+    assert proc.returncode == 1
+    assert "templates_src/slos.yaml" in proc.stderr and key in proc.stderr and message in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_an_alert_pointing_at_a_dashboard_that_does_not_exist_fails_the_render(project):
+    rules = project / "templates_src" / "rules" / "warning.yaml.j2"
+    rules.write_text(rules.read_text().replace("dashboard: {uid: transactions}", "dashboard: {uid: tx-overview}", 1))
+    proc = run_generator(project, "render")
+    assert proc.returncode == 1 and "dashboard 'tx-overview' does not exist" in proc.stderr, proc.stderr
+
+
+def test_the_alerts_table_lists_every_alert_with_severity_and_runbook(groups):
+    text = (ROOT / "docs" / "alerts.md").read_text()
+    for rule in (r for g in groups for r in g["rules"] if "alert" in r):
+        row = next((line for line in text.splitlines() if line.startswith(f"| `{rule['alert']}` |")), None)
+        assert row, f"{rule['alert']} missing from docs/alerts.md"
+        assert f"| {rule['labels']['severity']} |" in row and f"(runbooks/{rule['alert']}.md)" in row
