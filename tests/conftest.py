@@ -94,40 +94,34 @@ def write_tree(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
-MINI_TREE = {
-    "values/dev.yaml": "_note: hidden\nglobal:\n  environment: dev\n  cluster: c1\n",
-    "templates_src/metrics/m.yaml": (
-        "metrics:\n"
-        "  - {name: up, type: gauge, labels: [instance], help: Target up., source: prometheus}\n"
-        "  - {name: widgets, type: gauge, labels: [state], help: Widgets by state., source: application}\n"),
-    "templates_src/lib/p.j2": (
-        '<% macro ts(title, expr, legend) -%>\n'
-        '{"type": "timeseries", "title": << title | tojson >>, "description": "d", '
-        '"targets": [{"expr": << expr | tojson >>, "legendFormat": << legend | tojson >>}]}\n'
-        '<%- endmacro %>\n'),
-    "templates_src/dashboards/mini.yaml.j2": (
-        '<% from "lib/p.j2" import ts %>\n'
-        'uid: mini\ntitle: Mini\nfolder: Test\npanels:\n'
-        '  - << ts("Widgets", "sum by (state) (widgets)", "{{state}}") >>\n'),
-    "templates_src/rules/r.yaml.j2": (
+PLANTED = {
+    "templates_src/dashboards/zz-passthrough.yaml.j2": (
+        '<% from "lib/panels.j2" import timeseries %>\n'
+        'uid: zz-passthrough\ntitle: Passthrough\nfolder: Test\ndescription: Braces pass through.\n'
+        'variables: []\npanels:\n'
+        '  - << timeseries("Workloads", [["sum by (state) (virtengine_provider_workloads)", "{{state}}"]], '
+        '"Workloads by state.", unit="short") >>\n'),
+    "templates_src/rules/zz-passthrough.yaml.j2": (
         "groups:\n"
-        "  - name: mini.rules\n"
+        "  - name: zz.passthrough\n"
         "    rules:\n"
-        "      - alert: TargetDown\n"
-        "        expr: up == ${floor}\n"
+        "      - alert: PassthroughTargetDown\n"
+        "        expr: min by (cluster, instance) (up) == ${floor}\n"
         "        for: 5m\n"
-        "        severity: critical\n"
+        "        severity: warning\n"
         "        team: sre\n"
         "        summary: A target is down.\n"
         "        description: '{{ $labels.instance }} is down'\n"
+        "        meaning: A scrape target does not answer.\n"
         "        params: {floor: 0}\n"
-        "        dashboard: {uid: mini}\n"),
+        "        dashboard: {uid: zz-passthrough}\n"),
+    "docs/runbooks/PassthroughTargetDown.md": "# PassthroughTargetDown\n\nA test alert.\n",
 }
 
 
 def mini_project(root: Path) -> Path:
-    """A tiny project: the real chart templates and defaults, one dashboard and one alert."""
-    write_tree(root, MINI_TREE)
-    shutil.copy(ROOT / "values" / "defaults.yaml", root / "values" / "defaults.yaml")
-    shutil.copytree(ROOT / "templates_src" / "chart", root / "templates_src" / "chart")
+    """A copy of the project with one planted dashboard and alert whose braces must pass through."""
+    for name in ("templates_src", "values", "docs"):
+        shutil.copytree(ROOT / name, root / name)
+    write_tree(root, PLANTED)
     return root
