@@ -30,7 +30,7 @@ class LineDict(dict):
         self.lines = {}
 
 
-class _StrictLoader(yaml.SafeLoader):
+class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml when built with it
     pass
 
 
