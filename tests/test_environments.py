@@ -163,12 +163,12 @@ def _names(comment: str, key: str) -> bool:
 
 def _explained(lines: list[str], i: int, key: str) -> bool:
     """A key is explained by a comment above it that names it, or, in a map none of whose keys has its own
-    comment, by the comment above the parent key (a map documented as a whole, like `labels: {release: x}`)."""
+    comment, by its explained parent (a map documented as a whole, like `labels: {release: x}`)."""
     if _names(_comment_above(lines, i), key):
         return True
     own = _indent(lines[i])
     parent = next((j for j in range(i - 1, -1, -1) if KEY.match(lines[j]) and _indent(lines[j]) < own), None)
-    if parent is None or not _comment_above(lines, parent):
+    if parent is None or not _explained(lines, parent, KEY.match(lines[parent]).group(2)):
         return False
     siblings = []
     for j in range(parent + 1, len(lines)):
@@ -192,6 +192,8 @@ def test_every_key_of_an_environment_file_is_explained_in_a_comment_above_it(env
     ("# labels -- the release label\nlabels:\n  release: x\n  team: y\n", []),
     ("global:\n  # cluster -- c\n  cluster: a\n", ["global"]),
     ("# x -- the map\nx:\n  # a -- documented\n  a: 1\n  b: 2\n", ["b"]),
+    ("# alerts -- a\nalerts:\n  # A -- slower\n  A:\n    annotations:\n      procedure: p\n", []),
+    ("rules:\n  groups:\n    g:\n      enabled: false\n", ["rules", "groups", "g", "enabled"]),
 ])
 def test_the_key_documentation_rule_itself(text, bad):
     lines = text.splitlines()
