@@ -9,7 +9,8 @@ the environment's overrides are applied:
 - ``severity`` in critical/warning/info; ``summary`` and ``description``
   present, ``summary`` static (no ``{{``);
 - ``runbook_url`` ends in ``/<AlertName>.md`` and ``docs/runbooks/<AlertName>.md``
-  exists; ``dashboard_url`` opens a dashboard the chart ships;
+  exists; ``dashboard_url`` opens a dashboard the chart ships and sets only
+  variables that dashboard has;
 - every metric of every expression is in the metrics catalog, every
   recording rule used is defined;
 - every aggregation keeps ``cluster`` (``by (cluster, ...)``);
@@ -80,8 +81,22 @@ def aggregations_without_cluster(expr: str) -> list[str]:
     return bad
 
 
-def lint_groups(groups: list[dict], *, catalog, runbooks: Path, dashboards: set[str], where: str) -> int:
-    """Raises ValidationError on the first broken rule; returns the number of alerts."""
+def dashboard_variables(folder: Path) -> dict[str, set[str]]:
+    """uid -> template variable names of each dashboard the chart ships (``chart/files/dashboards``)."""
+    import json
+    found = {}
+    for path in sorted(folder.glob("*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        data = data.get("dashboard", data)
+        found[data.get("uid") or path.stem] = {v["name"] for v in (data.get("templating") or {}).get("list", [])}
+    return found
+
+
+def lint_groups(groups: list[dict], *, catalog, runbooks: Path, dashboards: dict[str, set[str] | None],
+                where: str) -> int:
+    """Raises ValidationError on the first broken rule; returns the number of alerts.
+
+    ``dashboards`` maps each shipped dashboard uid to its variables (None: not checked)."""
     recorded = {r["record"] for g in groups for r in g["rules"] if "record" in r}
     alerts = 0
     for group in groups:
@@ -119,6 +134,11 @@ def lint_groups(groups: list[dict], *, catalog, runbooks: Path, dashboards: set[
             if not uid or uid.group(1) not in dashboards:
                 raise ValidationError(f"{where}: alert {alert}: dashboard_url {ann['dashboard_url']!r} opens no "
                                       f"dashboard of the chart ({', '.join(sorted(dashboards))})")
+            known = dashboards[uid.group(1)]
+            for var in re.findall(r"[?&]var-([A-Za-z0-9_]+)=", ann["dashboard_url"]):
+                if known is not None and var not in known:
+                    raise ValidationError(f"{where}: alert {alert}: dashboard {uid.group(1)} has no variable {var!r} "
+                                          f"(it has: {', '.join(sorted(known))})")
     return alerts
 
 
@@ -128,8 +148,7 @@ def check(ctx) -> None:
     from .content import catalog as catalog_mod
     src = load_sources(ctx.root)
     catalog = catalog_mod.load(src)
-    from .content.rules import PLANNED_DASHBOARDS
-    dashboards = {p.stem for p in (ctx.chart / "files" / "dashboards").glob("*.json")} | PLANNED_DASHBOARDS
+    dashboards = dashboard_variables(ctx.chart / "files" / "dashboards")
     promtool = tools.find("promtool")
     for env in sorted(src.envs):
         count = 0

@@ -18,7 +18,6 @@ from conftest import ROOT, run_generator
 from generator import rulelint, tools
 from generator.build import load_sources
 from generator.content import catalog as catalog_mod
-from generator.content.rules import PLANNED_DASHBOARDS
 from generator.errors import ValidationError
 
 
@@ -32,7 +31,7 @@ def catalog():
     return catalog_mod.load(load_sources(ROOT))
 
 
-DASHBOARDS = {p.stem for p in (ROOT / "chart" / "files" / "dashboards").glob("*.json")} | PLANNED_DASHBOARDS
+DASHBOARDS = rulelint.dashboard_variables(ROOT / "chart" / "files" / "dashboards")
 
 
 def _alert(groups, name):
@@ -63,6 +62,9 @@ BREAKS = [
     ("aggregation by other labels only",
      lambda g: _alert(g, "NodeLowPeers").update(expr="max by (pod) (cometbft_p2p_peers) < 3"),
      "drops the cluster label"),
+    ("dashboard variable the dashboard lacks",
+     lambda g: _alert(g, "NodeLowPeers")["annotations"].update(
+         dashboard_url="https://g/d/virtengine-node?var-cluster=c1&var-peer=x"), "has no variable 'peer'"),
     ("dashboard the chart does not ship",
      lambda g: _alert(g, "NodeLowPeers")["annotations"].update(dashboard_url="https://g/d/nope?var-cluster=x"),
      "opens no dashboard"),

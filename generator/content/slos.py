@@ -139,8 +139,9 @@ def rule_groups(slos: dict[str, dict]) -> list[dict]:
                                 "{{ $labels.cluster }}: error ratio {{ $value | humanizePercentage }} over the "
                                 f"long window ({windows}; budget {_number(budget * 100)}% errors over "
                                 f"{spec['window']})."),
-                "dashboard": {"uid": spec["dashboard"], "vars": {"slo": name}},
-                "meaning": spec.get("meaning", spec["summary"]),
+                "dashboard": {"uid": spec["dashboard"]},
+                "meaning": (f"{spec.get('meaning', spec['summary'])} Burning {'14.4x/6x' if kind == 'page' else '3x/1x'} "
+                            "the budget over two windows; without traffic there is no SLI and no alert."),
             })
     groups.append({"name": "virtengine.slo", "rules": alerts})
     return groups
