@@ -206,3 +206,12 @@ def test_the_alerts_table_lists_every_alert_with_severity_and_runbook(groups):
         row = next((line for line in text.splitlines() if line.startswith(f"| `{rule['alert']}` |")), None)
         assert row, f"{rule['alert']} missing from docs/alerts.md"
         assert f"| {rule['labels']['severity']} |" in row and f"(runbooks/{rule['alert']}.md)" in row
+
+
+def test_each_runbook_shows_the_rule_as_it_is_today():
+    """A runbook quotes its alert's expression; changing the rule without the runbook fails here."""
+    from generator.build import build
+    alerts = build(ROOT).shared["alerts"]
+    stale = [name for name, a in alerts.items()
+             if f"```promql\n{a['expr']}\n```" not in (ROOT / "docs" / "runbooks" / f"{name}.md").read_text()]
+    assert not stale, f"runbooks quoting an old expression (update their 'What it means' block): {stale}"
