@@ -40,12 +40,14 @@ def alerts_md(alerts: dict, groups: dict) -> str:
         f"(plus {sum(1 for g in groups.values() for r in g['rules'] if 'record' in r)} recording rules). "
         "Severity, `for` and thresholds can be changed per environment under `rules.alerts.<Alert>` in values.",
         "",
-        "| alert | severity | group | meaning | runbook |",
-        "|---|---|---|---|---|",
+        "| alert | severity | group | meaning | thresholds (defaults) | runbook |",
+        "|---|---|---|---|---|---|",
     ]
     for name, a in sorted(alerts.items(), key=lambda kv: (order.get(kv[1]["severity"], 9), kv[1]["group"], kv[0])):
         meaning = a.get("meaning", a["summary"]).replace("|", "\\|")
-        lines.append(f"| `{name}` | {a['severity']} | `{a['group']}` | {meaning} | [runbook](runbooks/{name}.md) |")
+        params = ", ".join(f"`{k}` {v:g}" for k, v in sorted(a.get("params", {}).items()))
+        lines.append(f"| `{name}` | {a['severity']} | `{a['group']}` | {meaning} | {params} | "
+                     f"[runbook](runbooks/{name}.md) |")
     return "\n".join(lines) + "\n"
 
 
