@@ -151,3 +151,8 @@ def test_a_misspelt_alert_or_threshold_name_fails_the_schema_with_its_path(tmp_p
         path.write_text(yaml.safe_dump(values))
         proc = helm_template("prod", 3, extra=["-f", str(path)], check=False)
         assert proc.returncode != 0 and needle in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("env", ("dev", "staging", "prod"))
+def test_helm_3_and_helm_4_render_the_same_rules(rendered, env):
+    assert rulelint.extract_groups(rendered[(env, 3)]) == rulelint.extract_groups(rendered[(env, 4)])
