@@ -3,8 +3,9 @@
 A rules template renders ``groups:``, each with recording rules and alerts
 in a compact form (``severity``, ``team``, ``summary``, ``description``,
 ``dashboard``, named ``params`` used as ``${name}`` in the expression).
-This module checks each rule (names, severities, static summaries, metrics
-in the catalog, recording rules defined before use) and writes
+The SLO groups come from ``templates_src/slos.yaml`` (``slos.py``). This
+module checks each rule (names, severities, static summaries, metrics in the
+catalog, recording rules defined, dashboards that exist) and writes
 ``chart/files/rules/<group>.json``; the chart applies the per-environment
 overrides (enabled, for, thresholds, labels) and renders PrometheusRules.
 """
