@@ -25,6 +25,8 @@ SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 
 BYTES_BUCKETS = tuple(256 * 4 ** i for i in range(10))
 COUNT_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 MAX_SERIES_PER_TARGET = 200
+# labels that say how an event ended; a counter and its follower share everything else
+OUTCOME_LABELS = frozenset({"result", "status", "outcome", "state", "phase", "reason", "code", "error", "error_type"})
 
 
 @dataclass(frozen=True)
@@ -89,9 +91,9 @@ COUNTERS = (
     (r".*(fail|error|timeout|reject|evict|slash|missed|byzantine|panic|dropped|late_votes).*", 0.002),
     (r".*_bytes_total", 5e4),
     (r".*_seconds_total", 0.3),
-    (r".*(settlement|payout|withdraw).*", 0.05),
-    (r".*(verified|verification|submission).*", 0.2),
-    (r".*(order|bid|lease).*", 0.3),
+    (r".*(settlement|payout|withdraw).*", 0.2),
+    (r".*(verified|verification|submission).*", 1.0),
+    (r".*(order|bid|lease).*", 2.0),
 )
 # counters that count a share of another counter's events (same labels): (pattern, leader, share)
 FOLLOWS = (
@@ -206,7 +208,8 @@ class MetricOnTarget:
                 break
             weight = math.prod(VALUE_WEIGHTS.get(v, 1.0) for v in values)
             bad = any(v in BAD_VALUES for v in values)
-            key = f"{target.name}|{values}".encode()
+            identity = tuple(v for label, v in zip(labels, values) if label not in OUTCOME_LABELS)
+            key = f"{target.name}|{identity}".encode()
             jitter = 0.8 + 0.4 * (zlib.crc32(key) / 2 ** 32)   # the same for a counter and its follower
             s = Series(labels=dict(zip(labels, values)), weight=weight, bad=bad, jitter=jitter)
             self.series.append(s)

@@ -6,7 +6,7 @@ connections, as a dead exporter does); the control server answers:
 
   GET  /                    this help
   GET  /scenarios           available scenarios and the active ones (JSON)
-  POST /scenario/<name>     make <name> the only active scenario (?chain=<id or index>, ?add=1 to keep others)
+  POST /scenario/<name>     make <name> the only active scenario (?chain=<id, index or *>, ?add=1 to keep others)
   DELETE /scenario/<name>   end one scenario; POST /scenario/none ends all
   GET  /targets             targets with job, instance, port, up (JSON)
   GET  /sd                  the targets in Prometheus http_sd format
@@ -30,6 +30,9 @@ from . import scenarios as scenario_defs
 from .catalog import DEFAULT_CATALOG, MetricDef, load_catalog
 from .model import SYNTHETIC, MetricOnTarget, Modifiers
 from .world import JOBS, Target, World
+
+
+ALL = "*"   # a scenario on every chain
 
 
 def _le(x: float) -> str:
@@ -92,7 +95,7 @@ class Simulator:
         if mods is None:
             mods = Modifiers()
             for name, chain_id in self.active.items():
-                if mot.target.chain.chain_id != chain_id:
+                if chain_id not in (mot.target.chain.chain_id, ALL):
                     continue
                 for effect in scenario_defs.get(name).effects:
                     if effect.matches(mot.metric.name):
@@ -137,8 +140,11 @@ class Simulator:
         elif m.type == "histogram":
             fam = HistogramMetricFamily(m.name, m.help, labels=labels)
             for s in mot.series:
-                buckets = [(_le(le), round(c, 3)) for le, c in zip(mot.spec.buckets, s.buckets)]
-                buckets.append(("+Inf", round(s.count, 3)))
+                count, running, buckets = round(s.count, 3), 0.0, []
+                for le, c in zip(mot.spec.buckets, s.buckets):
+                    running = min(max(running, round(c, 3)), count)   # cumulative, never above the count
+                    buckets.append((_le(le), running))
+                buckets.append(("+Inf", count))
                 fam.add_metric(list(s.labels.values()), buckets, round(s.total, 6))
         elif m.type == "summary":
             fam = SummaryMetricFamily(m.name, m.help, labels=labels)
@@ -167,9 +173,9 @@ class Simulator:
                 "active": dict(self.active), "chains": [c.chain_id for c in self.world.chains]}
 
     def activate(self, name: str, chain: str | int | None = None, *, exclusive: bool = False) -> str:
-        """Start a scenario on a chain (default: the first); returns the chain_id."""
+        """Start a scenario on a chain (default: the first; "*": every chain); returns the chain_id or "*"."""
         scenario = scenario_defs.get(name)
-        chain_obj = self.world.chain(chain)
+        chains = self.world.chains if chain == ALL else [self.world.chain(chain)]
         with self.lock:
             if exclusive:
                 for other in list(self.active):
@@ -177,14 +183,15 @@ class Simulator:
             if name in self.active:
                 self._deactivate(name)
             self._apply_pending_time()
-            self.active[name] = chain_obj.chain_id
-            for attr, value in scenario.chain.items():
-                setattr(chain_obj, attr, value)
-            if scenario.stop:
-                self._stop_target(self._stop_target_of(scenario, chain_obj))
+            self.active[name] = ALL if chain == ALL else chains[0].chain_id
+            for chain_obj in chains:
+                for attr, value in scenario.chain.items():
+                    setattr(chain_obj, attr, value)
+                if scenario.stop:
+                    self._stop_target(self._stop_target_of(scenario, chain_obj))
             self._mods.clear()
             self.advance_all(0.0)
-        return chain_obj.chain_id
+        return self.active[name]
 
     def deactivate(self, name: str | None = None) -> None:
         """End one scenario, or all of them (None)."""
@@ -197,11 +204,12 @@ class Simulator:
 
     def _deactivate(self, name: str) -> None:
         scenario = scenario_defs.get(name)
-        chain = self.world.chain(self.active.pop(name))
-        for attr in scenario.chain:
-            setattr(chain, attr, type(getattr(chain, attr))(0) if attr != "slowdown" else 1.0)
-        if scenario.stop:
-            self._start_target(self._stop_target_of(scenario, chain))
+        ref = self.active.pop(name)
+        for chain in self.world.chains if ref == ALL else [self.world.chain(ref)]:
+            for attr in scenario.chain:
+                setattr(chain, attr, type(getattr(chain, attr))(0) if attr != "slowdown" else 1.0)
+            if scenario.stop:
+                self._start_target(self._stop_target_of(scenario, chain))
 
     def _apply_pending_time(self) -> None:
         """Bring every target up to now under the old scenario set before changing it."""
