@@ -1,0 +1,165 @@
+"""Faults survived, on the real Prometheus and Alertmanager with the chart's own rules and routing.
+
+Each test starts its own stack (tests/e2e/stack.py): Prometheus with the
+chart's alert rules (prod, ``for`` shortened), Alertmanager with prod's
+configuration as the chart renders it (route timers shortened), the local
+PagerDuty/Opsgenie stand-ins, and a /metrics endpoint whose series the test
+sets. Figures are printed with ``[figures]`` (run with ``-s`` to see them).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from faults_stack import CHAIN, CLUSTER, am_counter, env_factory, metric, restart, wait_until  # noqa: F401
+
+STALL = {"ConsensusStalled": {"for": "2s", "thresholds.windowMinutes": 1}}
+
+
+def stalled_chain(chain: str = CHAIN, height: int = 1200) -> str:
+    return "".join(metric("cometbft_consensus_height", height, chain_id=chain, namespace="virtengine",
+                          pod=f"validator-{i}") for i in range(3))
+
+
+def outage_then_recovery(receiver, seconds: float, hang: float = 0.0) -> float:
+    """Fails every request from now; once Alertmanager has tried, keeps failing ``seconds`` more, then recovers.
+
+    Returns the monotonic time of the recovery."""
+    receiver.fail_for(3600, hang=hang)
+    wait_until(lambda: receiver.outage_failures(), 60, "Alertmanager never tried the vendor during the outage")
+    time.sleep(seconds)
+    receiver.recover()
+    return time.monotonic()
+
+
+@pytest.mark.parametrize("failure,outage,hang", [("answers 500", 8, 0), ("times out", 12, 11)],
+                         ids=["PagerDuty answers 500 for 8s", "PagerDuty hangs past the timeout for 12s"])
+def test_a_vendor_outage_delays_the_page_until_recovery_without_duplicate_incidents(env_factory, failure, outage,
+                                                                                    hang):
+    env = env_factory(STALL)
+    env.exporter.text = stalled_chain()
+    recovered = outage_then_recovery(env.pd, outage, hang)
+    page = wait_until(lambda: env.pages("ConsensusStalled"), 60,
+                      lambda: f"no page after the outage; AM log:\n{env.am.process.log()}")[0]
+    delivered_after = time.monotonic() - recovered
+    time.sleep(5)  # two more group intervals: any retry still in flight would show up now
+    pages = env.pages("ConsensusStalled")
+    dedup_keys = {p["dedup_key"] for p in pages}
+    print(f"\n[figures] PagerDuty {failure} for {outage}s+: {len(env.pd.outage_failures())} failed attempt(s), page "
+          f"delivered {delivered_after:.1f}s after recovery, {len(pages)} accepted trigger(s), "
+          f"{len(dedup_keys)} incident(s)")
+    assert page["payload"]["severity"] == "critical" and page["routing_key"] in env.pd.routing_keys
+    assert len(dedup_keys) == 1, "retries opened more than one incident"
+    assert len(pages) <= 2, f"{len(pages)} pages for one alert"
+    assert delivered_after < 30, f"delivered {delivered_after:.0f}s after the vendor recovered"
+    assert env.pd.invalid() == env.pd.outage_failures(), "a request PagerDuty would reject"
+
+
+def test_an_opsgenie_outage_creates_one_alert_once_it_recovers(env_factory):
+    env = env_factory({"NodeLowPeers": {"for": "2s"}})
+    env.exporter.text = metric("cometbft_p2p_peers", 0, chain_id=CHAIN, namespace="virtengine", pod="validator-0")
+    recovered = outage_then_recovery(env.og, 8)
+    wait_until(lambda: env.og.created("NodeLowPeers"), 60, lambda: env.am.process.log())
+    delivered_after = time.monotonic() - recovered
+    time.sleep(5)
+    created = env.og.created("NodeLowPeers")
+    aliases = {c.get("alias") for c in created}
+    print(f"\n[figures] Opsgenie answers 500 for 8s+: {len(env.og.outage_failures())} failed attempt(s), alert created "
+          f"{delivered_after:.1f}s after recovery, {len(created)} create(s), {len(aliases)} Opsgenie alert(s)")
+    assert len(aliases) == 1 and len(created) <= 2
+    assert env.og.invalid() == env.og.outage_failures()
+
+
+def test_alertmanager_restarted_or_crashed_while_an_alert_fires_does_not_flood(env_factory):
+    env = env_factory(STALL)
+    env.exporter.text = stalled_chain()
+    wait_until(lambda: env.pages("ConsensusStalled"), 40, lambda: env.am.process.log())
+    extra = {}
+    for crash in (False, True):
+        before = len(env.pages("ConsensusStalled"))
+        down = restart(env.am, crash=crash)
+        # Prometheus re-sends the firing alert (resend delay 2s); the restarted Alertmanager holds it again
+        wait_until(lambda: env.am.alerts(alertname="ConsensusStalled"), 30, "the alert did not come back")
+        time.sleep(6)  # > group_wait + 2 group intervals
+        extra["crash" if crash else "restart"] = len(env.pages("ConsensusStalled")) - before
+        print(f"\n[figures] Alertmanager {'crashed (SIGKILL)' if crash else 'restarted (SIGTERM)'} ({down:.1f}s down) "
+              f"while paging: {extra['crash' if crash else 'restart']} extra page(s)")
+    pages = env.pages("ConsensusStalled")
+    assert len({p["dedup_key"] for p in pages}) == 1, "a restart opened a second incident"
+    assert extra["restart"] == 0, "the notification log did not survive a graceful restart"
+    assert extra["crash"] <= 1, "a crash may re-send once (same dedup key, same incident), never flood"
+
+
+def test_an_alert_that_starts_while_alertmanager_is_down_is_delivered_when_it_returns(env_factory):
+    env = env_factory(STALL)
+    env.am.process.stop()
+    start = time.monotonic()
+    env.exporter.text = stalled_chain()
+    wait_until(lambda: env.prom.alerts("firing", alertname="ConsensusStalled"), 30, "the alert never fired")
+    time.sleep(2)
+    assert env.pages("ConsensusStalled") == []
+    back = time.monotonic()
+    env.am.process = type(env.am.process)("alertmanager", env.am.process.cmd, env.am.dir, f"{env.am.url}/-/ready")
+    wait_until(lambda: env.pages("ConsensusStalled"), 30, lambda: env.am.process.log())
+    print(f"\n[figures] alert fired while Alertmanager was down ({back - start:.0f}s): paged "
+          f"{time.monotonic() - back:.1f}s after it came back")
+    assert len(env.pages("ConsensusStalled")) == 1
+
+
+FOR = 16
+GRACE = 4
+
+
+def test_prometheus_restarted_during_for_restores_the_pending_state(env_factory):
+    """With for >= --rules.alert.for-grace-period the pending time survives a restart (ALERTS_FOR_STATE)."""
+    env = env_factory({"ConsensusStalled": {"for": f"{FOR}s", "thresholds.windowMinutes": 1}},
+                      prometheus_args=[f"--rules.alert.for-grace-period={GRACE}s"])
+    env.exporter.text = stalled_chain()
+    pending = wait_until(lambda: env.prom.alerts("pending", alertname="ConsensusStalled"), 30, "never pending")
+    pending_at = time.monotonic()
+    time.sleep(FOR / 2)
+    down = restart(env.prom)
+    wait_until(lambda: env.prom.alerts("firing", alertname="ConsensusStalled"), FOR + 30,
+               lambda: f"never fired after the restart:\n{env.prom.process.log()}")
+    fired_after = time.monotonic() - pending_at
+    wait_until(lambda: env.pages("ConsensusStalled"), 20, "fired but not paged")
+    bound = FOR + down + GRACE
+    print(f"\n[figures] Prometheus restarted {FOR / 2:.0f}s into a {FOR}s `for` ({down:.1f}s down): fired "
+          f"{fired_after:.1f}s after it went pending (bound: for + downtime + grace = {bound:.0f}s; "
+          f"without restore it would be {FOR / 2 + down + FOR:.0f}s)")
+    assert fired_after >= FOR - 2, "fired before its `for` elapsed"
+    assert fired_after <= bound + 3, "the pending state was not restored"
+    assert pending[0]["labels"]["chain_id"] == CHAIN
+
+
+STORM_PODS = 300
+STORM_VALIDATORS = 300
+
+
+def test_an_alert_storm_yields_a_bounded_number_of_notifications(env_factory):
+    env = env_factory({"KubePodCrashLooping": {"for": "2s"}, "NodeLowPeers": {"for": "2s"}})
+    text = "".join(metric("kube_pod_container_status_waiting_reason", 1, namespace="virtengine",
+                          pod=f"provider-{i}", container="provider", reason="CrashLoopBackOff")
+                   for i in range(STORM_PODS))
+    text += "".join(metric("cometbft_p2p_peers", 0, chain_id=CHAIN, namespace="virtengine", pod=f"validator-{i}")
+                    for i in range(STORM_VALIDATORS))
+    env.exporter.text = text
+    storm = STORM_PODS + STORM_VALIDATORS
+    wait_until(lambda: len(env.am.alerts()) >= storm, 60,
+               lambda: f"Alertmanager holds {len(env.am.alerts())} of {storm} alerts")
+    time.sleep(6)  # group_wait plus two group intervals after the last alert arrived
+    requests = env.og.valid() + env.pd.valid()
+    created = env.og.created()
+    aliases = {c["alias"] for c in created}
+    sent = am_counter(env.am, "alertmanager_notifications_total")
+    print(f"\n[figures] alert storm: {storm} alerts ({STORM_PODS} pods crash-looping, {STORM_VALIDATORS} validators "
+          f"without peers) -> {sent:.0f} Alertmanager notifications, {len(aliases)} Opsgenie alerts, "
+          f"{len(requests)} vendor requests in all")
+    assert not env.og.invalid(), [r.errors for r in env.og.invalid()][:3]
+    assert {c["details"]["alertname"] for c in created} == {"KubePodCrashLooping", "NodeLowPeers"}
+    assert len(aliases) == 2, "grouping by alertname/cluster/chain_id gives one Opsgenie alert per kind"
+    assert sent <= 8 and len(requests) <= 3 * sent
+    assert env.pd.valid() == [], "warnings must not page"
+    assert am_counter(env.am, "alertmanager_notifications_failed_total") == 0
