@@ -25,6 +25,8 @@ SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 
 BYTES_BUCKETS = tuple(256 * 4 ** i for i in range(10))
 COUNT_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 MAX_SERIES_PER_TARGET = 200
+# labels Prometheus puts on every series from the scrape (never exposed by the exporter), and "le"
+TARGET_LABELS = frozenset({"le", "instance", "job"})
 # labels that say how an event ended; a counter and its follower share everything else
 OUTCOME_LABELS = frozenset({"result", "status", "outcome", "state", "phase", "reason", "code", "error", "error_type"})
 
@@ -200,7 +202,7 @@ class MetricOnTarget:
             bt = target.chain.block_time
             self.spec = replace(self.spec, median=self.spec.median * bt, rate=self.spec.rate / bt)
         self.series: list[Series] = []
-        labels = [label for label in metric.labels if label != "le"]
+        labels = [label for label in metric.labels if label not in TARGET_LABELS]
         choices = [world.label_values(label, target, metric.name) for label in labels]
         uptime = 2e4 + 1.8e5 * (zlib.crc32(target.name.encode()) / 2 ** 32)   # seconds since the exporter started
         for values in product(*choices):

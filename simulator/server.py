@@ -130,7 +130,7 @@ class Simulator:
             return out
 
     def _family(self, mot: MetricOnTarget):
-        m, labels = mot.metric, [label for label in mot.metric.labels if label != "le"]
+        m, labels = mot.metric, list(mot.series[0].labels) if mot.series else []
         mods = self.modifiers(mot)
         if m.type == "counter":
             fam = CounterMetricFamily(m.name, m.help, labels=labels)
@@ -294,7 +294,8 @@ class Simulator:
         target.up = True
 
     def _stop_target(self, target: Target) -> None:
-        server = self._servers.pop(target.name, None)
+        with self.lock:
+            server = self._servers.pop(target.name, None)
         if server is not None:
             server.shutdown()
             server.server_close()
@@ -318,8 +319,11 @@ class Simulator:
         return f"http://{self.host}:{self.port}"
 
     def stop(self) -> None:
-        for t in list(self.world.targets):
-            self._stop_target(t)
+        stoppers = [threading.Thread(target=self._stop_target, args=(t,)) for t in self.world.targets]
+        for thread in stoppers:
+            thread.start()
+        for thread in stoppers:
+            thread.join(timeout=10)
         if self.control is not None:
             self.control.shutdown()
             self.control.server_close()

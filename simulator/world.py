@@ -68,6 +68,17 @@ LABEL_VALUES: dict[str, tuple[str, ...]] = {
     "persistentvolumeclaim": ("data-node-0", "data-node-1", "prometheus-db-0"),
     "condition": ("Ready", "MemoryPressure", "DiskPressure"),
     "version": ("v1.4.2",),
+    "vote_type": ("prevote", "precommit"),
+    "interface": ("eth0",),
+    "deployment": ("virtengine-api", "virtengine-ml-inference"),
+    "statefulset": ("virtengine-node",),
+    "kernel_version": ("6.1.0-18-cloud-amd64",),
+    "kubelet_version": ("v1.29.4",),
+    "os_image": ("Debian GNU/Linux 12 (bookworm)",),
+    "unit": ("core", "byte"),
+    "storageclass": ("gp3",),
+    "volumename": ("pvc-0a1b2c3d",),
+    "window": ("1d", "7d", "30d"),
     "le": (),
 }
 # labels of a metric whose values depend on the metric (name pattern, label) -> values
