@@ -1,6 +1,6 @@
 # Two entry points for a fresh machine: `make chart` and `make test`.
 PY := .venv/bin/python
-.PHONY: tools chart render check lint test
+.PHONY: tools chart render check lint test demo
 
 tools: ## install pinned helm 3/4, promtool, amtool, the venv (idempotent)
 	scripts/bootstrap
@@ -20,3 +20,7 @@ chart: tools ## render chart/ from templates_src/ and values/, then lint it
 
 test: tools ## every test, with the real tools
 	$(PY) -m pytest -q
+
+demo: tools ## run the prod alerting locally (simulator, Prometheus, Alertmanager, PagerDuty/Opsgenie stand-ins); type a scenario to page
+	$(PY) -m generator render
+	$(PY) scripts/demo
