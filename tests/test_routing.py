@@ -225,3 +225,16 @@ def test_route_naming_an_alert_that_does_not_exist_fails_render_with_its_key(pro
     assert proc.returncode == 1
     assert "alertmanager.inhibitions.validatorDownMutesMissingPower.sourceMatchers" in proc.stderr
     assert "ValidatorGone" in proc.stderr
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_routing_objects_with_every_option_on_are_valid_kubernetes_and_crd_manifests(env):
+    from generator import manifests as kube
+    proc = helm_template(env, 3, extra=["--set", "alertmanager.alertmanagerConfig.enabled=true",
+                                        "--set", "alertmanager.grafana.enabled=true",
+                                        "--show-only", SECRET_TEMPLATE,
+                                        "--show-only", "templates/alertmanager/alertmanagerconfig.yaml",
+                                        "--show-only", "templates/alertmanager/grafana-alerting.yaml"])
+    docs = manifests(proc.stdout)
+    assert sorted(d["kind"] for d in docs) == ["AlertmanagerConfig", "ConfigMap", "Secret"]
+    assert kube.validate(docs, kube.kube_version(ROOT / "chart" / "Chart.yaml")) == []
