@@ -97,10 +97,17 @@ def data(dashboard: dict, results: dict[int, list[Result]]) -> list[Finding]:
 
 
 def fit(uid: str, measured: list[dict]) -> list[Finding]:
-    """Findings from the overflow measurements the phone page records in the browser."""
-    return [Finding(uid, m.get("panel", ""), "fit",
-                    f"{m.get('what', 'text')} {m.get('text', '')!r} needs {m.get('need')}px but has {m.get('have')}px "
-                    "at phone width") for m in measured]
+    """Findings from the overflow measurements the phone page records in the browser, one per panel and kind of text."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for m in measured:
+        groups.setdefault((m.get("panel", ""), m.get("what", "text")), []).append(m)
+    found = []
+    for (panel, what), ms in groups.items():
+        worst = max(ms, key=lambda m: m.get("need", 0) - m.get("have", 0))
+        more = f" (and {len(ms) - 1} more)" if len(ms) > 1 else ""
+        found.append(Finding(uid, panel, "fit", f"{what} {worst.get('text', '')!r}{more} needs {worst.get('need')}px "
+                                                f"but has {worst.get('have')}px at phone width"))
+    return found
 
 
 def static(dashboard: dict) -> list[Finding]:

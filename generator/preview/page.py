@@ -73,18 +73,19 @@ th{color:var(--muted);font-weight:500}
 .text h1,.text h2,.text h3{font-size:15px;margin:0 0 4px}.text p,.text ul{margin:0 0 6px}.text a{color:#5794f2}
 """
 
-# Runs in the browser: big values shrink to fit their box, down to MIN_FONT px, as
+# Runs in the browser: big values (names) shrink to fit their box, down to 12 (10) px, as
 # Grafana's BigValue does; then every [data-fit] element whose text needs more room than it
 # has is recorded on <html data-overflow> for `chromium --dump-dom` to return.
 MEASURE = """<script>
 (function(){var out=[];
 document.querySelectorAll('[data-autofit]').forEach(function(e){var s=parseFloat(e.style.fontSize);
-while(e.scrollWidth>e.clientWidth+1&&s>MIN_FONT){s-=1;e.style.fontSize=s+'px';}});document.querySelectorAll('[data-fit]').forEach(function(e){
+var min=e.classList.contains('name')?MIN_NAME:MIN_FONT;
+while(e.scrollWidth>e.clientWidth+1&&s>min){s-=1;e.style.fontSize=s+'px';}});document.querySelectorAll('[data-fit]').forEach(function(e){
 var w=e.scrollWidth>e.clientWidth+1,h=e.scrollHeight>e.clientHeight+1;
 if(w||h){out.push({panel:e.closest('[data-title]')?e.closest('[data-title]').dataset.title:'',what:e.dataset.fit,
 text:(e.textContent||'').trim().slice(0,80),need:w?e.scrollWidth:e.scrollHeight,have:w?e.clientWidth:e.clientHeight});}});
 document.documentElement.setAttribute('data-overflow',JSON.stringify(out));})();
-</script>""".replace("MIN_FONT", "12")
+</script>""".replace("MIN_FONT", "12").replace("MIN_NAME", "10")
 
 
 @dataclass
@@ -218,15 +219,30 @@ def _font(text: str, w: float, h: float, top: float = 0.55) -> int:
     return int(max(12, min(h * top, by_w, 64)))
 
 
+def grid(n: int, w: float, h: float, orientation: str = "auto") -> tuple[int, int]:
+    """``(columns, rows)`` for n values: Grafana's VizRepeater auto grid, or one line when forced."""
+    if orientation == "horizontal":
+        return n, 1
+    if orientation == "vertical":
+        return 1, n
+    cols = max(1, min(n, round(math.sqrt(n * w / max(h, 1)))))
+    return cols, math.ceil(n / cols)
+
+
+def _cells(cells: list[str], cols: int, rows: int) -> str:
+    return (f'<div class="cells" style="display:grid;grid-template-columns:repeat({cols},minmax(0,1fr));'
+            f'grid-template-rows:repeat({rows},minmax(0,1fr))">{"".join(cells)}</div>')
+
+
 def body_stat(panel, results, w, h, theme):
     values = _values(panel, results)
     if not values:
         return _nodata(results)
     opts = panel.get("options") or {}
     unit, steps = _defaults(panel).get("unit"), _steps(panel)
-    horizontal = opts.get("orientation", "auto") == "horizontal" or (opts.get("orientation", "auto") == "auto" and w >= h)
     n = len(values)
-    cw, ch = (w - 6 * (n - 1)) / n if horizontal else w, h if horizontal else (h - 6 * (n - 1)) / n
+    cols, rows = grid(n, w, h, opts.get("orientation", "auto"))
+    cw, ch = (w - 6 * (cols - 1)) / cols, (h - 6 * (rows - 1)) / rows
     cells = []
     for name, value, points in values:
         text = fmt(value, unit, _defaults(panel).get("decimals"))
@@ -241,11 +257,10 @@ def body_stat(panel, results, w, h, theme):
         if opts.get("graphMode", "area") == "area" and len(points) > 1 and ch > 50:
             spark = svg.sparkline(points, int(cw), int(ch * 0.35), col)
         size = _font(text, cw - 8, ch - name_h - (ch * 0.2 if spark else 0))
-        name_html = f'<div class="name" data-fit="series name">{escape(name)}</div>' if show_name else ""
+        name_html = f'<div class="name" data-fit="series name" data-autofit style="font-size:12px">{escape(name)}</div>' if show_name else ""
         cells.append(f'<div class="cell" style="{style}">{name_html}<div class="value" data-fit="value" data-autofit '
                      f'style="font-size:{size}px;{value_style}">{escape(text)}</div>{spark}</div>')
-    direction = "row" if horizontal else "column"
-    return f'<div class="cells" style="flex-direction:{direction}">{"".join(cells)}</div>{_errors(results)}'
+    return _cells(cells, cols, rows) + _errors(results)
 
 
 def body_gauge(panel, results, w, h, theme):
@@ -257,8 +272,8 @@ def body_gauge(panel, results, w, h, theme):
     lo = d.get("min", 0)
     hi = d.get("max", 1 if unit == "percentunit" else 100)
     n = len(values)
-    horizontal = w >= h
-    cw, ch = (w - 6 * (n - 1)) / n if horizontal else w, h if horizontal else (h - 6 * (n - 1)) / n
+    cols, rows = grid(n, w, h, (panel.get("options") or {}).get("orientation", "auto"))
+    cw, ch = (w - 6 * (cols - 1)) / cols, (h - 6 * (rows - 1)) / rows
     cells = []
     for name, value, _ in values:
         text = fmt(value, unit, d.get("decimals"))
@@ -268,12 +283,11 @@ def body_gauge(panel, results, w, h, theme):
         radius = min(cw, (ch - name_h) * 1.35) * 0.42
         size = int(max(12, min(radius * 0.45, (radius * 1.3) / max(len(text) * CHAR_W, 1))))
         top = (ch - name_h) / 2 + radius * 0.3 - size * 0.6 + name_h
-        name_html = f'<div class="name" data-fit="series name">{escape(name)}</div>' if n > 1 else ""
+        name_html = f'<div class="name" data-fit="series name" data-autofit style="font-size:12px">{escape(name)}</div>' if n > 1 else ""
         cells.append(f'<div class="cell gauge">{name_html}{arc}<div class="value" data-fit="value" data-autofit '
                      f'style="top:{top:.0f}px;font-size:{size}px;color:{svg.threshold_color(value, steps, theme)}">'
                      f'{escape(text)}</div></div>')
-    direction = "row" if horizontal else "column"
-    return f'<div class="cells" style="flex-direction:{direction}">{"".join(cells)}</div>{_errors(results)}'
+    return _cells(cells, cols, rows) + _errors(results)
 
 
 def body_bargauge(panel, results, w, h, theme):
