@@ -34,8 +34,8 @@ def outage_then_recovery(receiver, seconds: float, hang: float = 0.0) -> float:
     return time.monotonic()
 
 
-@pytest.mark.parametrize("failure,outage,hang", [("answers 500", 8, 0), ("times out", 12, 11)],
-                         ids=["PagerDuty answers 500 for 8s", "PagerDuty hangs past the timeout for 12s"])
+@pytest.mark.parametrize("failure,outage,hang", [("answers 500", 5, 0), ("times out", 8, 11)],
+                         ids=["PagerDuty answers 500 for 5s", "PagerDuty hangs past the timeout"])
 def test_a_vendor_outage_delays_the_page_until_recovery_without_duplicate_incidents(env_factory, failure, outage,
                                                                                     hang):
     env = env_factory(STALL)
@@ -44,7 +44,7 @@ def test_a_vendor_outage_delays_the_page_until_recovery_without_duplicate_incide
     page = wait_until(lambda: env.pages("ConsensusStalled"), 60,
                       lambda: f"no page after the outage; AM log:\n{env.am.process.log()}")[0]
     delivered_after = time.monotonic() - recovered
-    time.sleep(5)  # two more group intervals: any retry still in flight would show up now
+    time.sleep(4)  # two more group intervals: any retry still in flight would show up now
     pages = env.pages("ConsensusStalled")
     dedup_keys = {p["dedup_key"] for p in pages}
     print(f"\n[figures] PagerDuty {failure} for {outage}s+: {len(env.pd.outage_failures())} failed attempt(s), page "
@@ -60,13 +60,13 @@ def test_a_vendor_outage_delays_the_page_until_recovery_without_duplicate_incide
 def test_an_opsgenie_outage_creates_one_alert_once_it_recovers(env_factory):
     env = env_factory({"NodeLowPeers": {"for": "2s"}})
     env.exporter.text = metric("cometbft_p2p_peers", 0, chain_id=CHAIN, namespace="virtengine", pod="validator-0")
-    recovered = outage_then_recovery(env.og, 8)
+    recovered = outage_then_recovery(env.og, 5)
     wait_until(lambda: env.og.created("NodeLowPeers"), 60, lambda: env.am.process.log())
     delivered_after = time.monotonic() - recovered
-    time.sleep(5)
+    time.sleep(4)
     created = env.og.created("NodeLowPeers")
     aliases = {c.get("alias") for c in created}
-    print(f"\n[figures] Opsgenie answers 500 for 8s+: {len(env.og.outage_failures())} failed attempt(s), alert created "
+    print(f"\n[figures] Opsgenie answers 500 for 5s+: {len(env.og.outage_failures())} failed attempt(s), alert created "
           f"{delivered_after:.1f}s after recovery, {len(created)} create(s), {len(aliases)} Opsgenie alert(s)")
     assert len(aliases) == 1 and len(created) <= 2
     assert env.og.invalid() == env.og.outage_failures()
@@ -82,7 +82,7 @@ def test_alertmanager_restarted_or_crashed_while_an_alert_fires_does_not_flood(e
         down = restart(env.am, crash=crash)
         # Prometheus re-sends the firing alert (resend delay 2s); the restarted Alertmanager holds it again
         wait_until(lambda: env.am.alerts(alertname="ConsensusStalled"), 30, "the alert did not come back")
-        time.sleep(6)  # > group_wait + 2 group intervals
+        time.sleep(5)  # > group_wait + 2 group intervals
         extra["crash" if crash else "restart"] = len(env.pages("ConsensusStalled")) - before
         print(f"\n[figures] Alertmanager {'crashed (SIGKILL)' if crash else 'restarted (SIGTERM)'} ({down:.1f}s down) "
               f"while paging: {extra['crash' if crash else 'restart']} extra page(s)")
@@ -149,7 +149,7 @@ def test_an_alert_storm_yields_a_bounded_number_of_notifications(env_factory):
     storm = STORM_PODS + STORM_VALIDATORS
     wait_until(lambda: len(env.am.alerts()) >= storm, 60,
                lambda: f"Alertmanager holds {len(env.am.alerts())} of {storm} alerts")
-    time.sleep(6)  # group_wait plus two group intervals after the last alert arrived
+    time.sleep(5)  # group_wait plus two group intervals after the last alert arrived
     requests = env.og.valid() + env.pd.valid()
     created = env.og.created()
     aliases = {c["alias"] for c in created}
