@@ -23,6 +23,8 @@ def add_parser(sub) -> None:
     p.add_argument("--mode", action="append", choices=tuple(page.MODES), help="only this layout (repeatable)")
     p.add_argument("--theme", action="append", choices=page.THEMES, help="only this theme (repeatable)")
     p.add_argument("--no-screenshots", action="store_true", help="write the HTML pages only, no PNGs")
+    p.add_argument("--max-height", type=int, default=0, metavar="PX",
+                   help="cut each screenshot at this height, e.g. for pictures in a README (default: whole page)")
     p.add_argument("--diff", metavar="GIT_REF", default="",
                    help="also show each dashboard changed since GIT_REF (e.g. main) before and after, side by side")
     p.add_argument("--warmup", type=float, default=60, metavar="SECONDS",
@@ -37,7 +39,8 @@ def run(args) -> int:
     out = Path(args.out)
     opts = Options(env=args.env, prometheus=args.prometheus, out=out if out.is_absolute() else Path.cwd() / out,
                    range=args.range, modes=tuple(args.mode or page.MODES), themes=tuple(args.theme or page.THEMES),
-                   screenshots=not args.no_screenshots, diff=args.diff)
+                   screenshots=not args.no_screenshots, diff=args.diff,
+                   max_height=args.max_height)
     if opts.prometheus:
         report = preview(root, opts)
     else:

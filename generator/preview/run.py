@@ -35,6 +35,7 @@ class Options:
     screenshots: bool = True
     diff: str = ""
     end: float = 0.0
+    max_height: int = 0  # cut screenshots at this height (0: whole page)
 
 
 @dataclass
@@ -133,7 +134,8 @@ def preview(root: Path, opts: Options, boards: dict[str, dict] | None = None) ->
         phone = next((v for (m, _), v in shown.pages.items() if m == "phone"), None)
         if phone:
             measures.append((shown, phone))
-        shots += [(browser.shoot, p, p.with_suffix(".png"), w, h) for p, w, h in shown.pages.values()]
+        shots += [(browser.shoot, p, p.with_suffix(".png"), w, min(h, opts.max_height or h))
+                  for p, w, h in shown.pages.values()]
     measured = browser.parallel([(browser.measure, p, w, h) for _, (p, w, h) in measures])
     for (shown, _), found in zip(measures, measured):
         shown.findings += checks.fit(shown.uid, found)
