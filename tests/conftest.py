@@ -52,6 +52,9 @@ def project(tmp_path: Path) -> Path:
     for name in ("templates_src", "values", "chart", "docs"):
         if (ROOT / name).exists():
             shutil.copytree(ROOT / name, tmp_path / name)
+    for name in ("CHANGELOG.md", "ct.yaml"):
+        if (ROOT / name).exists():
+            shutil.copy(ROOT / name, tmp_path / name)
     return tmp_path
 
 
