@@ -44,3 +44,51 @@ def metric_names(expr: str) -> set[str]:
 def label_value(value: str) -> str:
     """Escapes a string for use inside a double-quoted PromQL label matcher."""
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+_DURATION = r"((\d+(ms|s|m|h|d|w|y))+|\$\{?\w+\}?)"   # a Grafana variable ($__rate_interval) counts as one
+_RANGE_BODY = re.compile(rf"^\s*{_DURATION}\s*(:\s*({_DURATION})?\s*)?$")
+_CLOSERS = {")": "(", "]": "[", "}": "{"}
+_MATCHERS_BODY = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*\s*(=~|!~|!=|=)\s*""\s*(,\s*)?)*')
+
+
+def syntax_error(expr: str) -> str | None:
+    """A structural PromQL mistake (unclosed bracket or string, a range that is not a duration), or None.
+
+    Not the full grammar (``promtool check rules`` in ``generator lint`` is): this catches the typos that
+    would otherwise only surface when Prometheus refuses the whole rule group. ``${param}`` placeholders
+    count as numbers.
+    """
+    text = re.sub(r"\$\{[^}]*\}", "1", expr)
+    stack: list[tuple[str, int]] = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch in "\"'`":
+            end = i + 1
+            while end < len(text) and text[end] != ch:
+                end += 2 if text[end] == "\\" and ch != "`" else 1
+            if end >= len(text):
+                return f"string opened at column {i + 1} is never closed"
+            i = end + 1
+            continue
+        if ch == "#":
+            newline = text.find("\n", i)
+            i = len(text) if newline < 0 else newline
+            continue
+        if ch in "([{":
+            stack.append((ch, i))
+        elif ch in ")]}":
+            if not stack or stack[-1][0] != _CLOSERS[ch]:
+                return f"{ch!r} at column {i + 1} closes nothing"
+            opener, start = stack.pop()
+            if opener == "[" and not _RANGE_BODY.match(text[start + 1:i]):
+                return f"range [{text[start + 1:i]}] at column {start + 1} is not a duration such as [5m] or [1h:5m]"
+            if opener == "{" and not _MATCHERS_BODY.fullmatch(_STRING.sub('""', text[start + 1:i])):
+                return (f"label matchers at column {start + 1} are not name=\"value\" pairs "
+                        "(=, !=, =~ or !~ with a quoted value, separated by commas)")
+        i += 1
+    if stack:
+        opener, start = stack[-1]
+        return f"{opener!r} at column {start + 1} is never closed"
+    return None

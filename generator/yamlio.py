@@ -94,6 +94,10 @@ def loads_yaml(text: str, file: str, *, line_offset: int = 0) -> Any:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 + line_offset if mark else None
         problem = e.problem or str(e)
+        if mark and "cannot start any token" in problem and "character '" not in problem:
+            lines = text.splitlines()   # libyaml's message leaves the character out: name it
+            if mark.line < len(lines) and mark.column < len(lines[mark.line]):
+                problem = problem.replace("character", f"character {lines[mark.line][mark.column]!r}", 1)
         if e.context and "duplicate" not in problem:
             problem = f"{e.context}: {problem}"
         raise GeneratorError(f"invalid YAML: {problem}", file=file, line=line) from None

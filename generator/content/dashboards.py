@@ -83,6 +83,22 @@ def _links(doc: dict, titles: dict[str, str]) -> list[dict]:
     return links
 
 
+def _check_ids(panels: list, where: str) -> None:
+    """Panel ids are assigned here, in panel order; a template that sets its own would be silently renumbered."""
+    seen: dict = {}
+    for panel in panels:
+        if isinstance(panel, dict) and "id" in panel:
+            title = panel.get("title")
+            if panel["id"] in seen:
+                raise ValidationError(f"{where}: panels {seen[panel['id']]!r} and {title!r} both have id {panel['id']}; "
+                                      "panel ids are assigned by the generator in panel order: remove 'id'")
+            seen[panel["id"]] = title
+    if seen:
+        panel_id, title = next(iter(seen.items()))
+        raise ValidationError(f"{where}: panel {title!r} sets id {panel_id}; panel ids are assigned by the generator "
+                              "in panel order: remove 'id'")
+
+
 def complete(doc: dict, where: str, titles: dict[str, str] | None = None) -> dict:
     """A template's short document -> the full Grafana dashboard."""
     unknown = set(doc) - TOP_FIELDS
@@ -102,6 +118,7 @@ def complete(doc: dict, where: str, titles: dict[str, str] | None = None) -> dic
         var["datasource"] = dict(DATASOURCE)
         variables.append(var)
     panels = copy.deepcopy(doc["panels"])
+    _check_ids(panels, where)
     layout(panels, where)
     for number, panel in enumerate(panels, start=1):
         panel["id"] = number

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 
 from ..errors import ValidationError
+from ..promql import syntax_error
 from ..yamlio import dump_json
 from . import slos as slo_spec
 
@@ -129,6 +130,7 @@ def build(src, out) -> None:
                 if unknown or not RECORD_NAME.match(str(rule["record"])):
                     raise ValidationError(f"{where}: recording rule {rule.get('record')!r} must be named "
                                           "level:metric:operations with only record, expr, labels", file=display)
+                _check_syntax(rule["expr"], f"recording rule {rule['record']}", display)
                 catalog.check_expr(rule["expr"], f"recording rule {rule['record']}", recorded=recorded, file=display)
                 emitted.append({"record": rule["record"], "expr": rule["expr"].strip(),
                                 "labels": rule.get("labels") or {}})
@@ -137,6 +139,7 @@ def build(src, out) -> None:
             _check_dashboard(src, rule, display)
             if rule["alert"] in alerts:
                 raise ValidationError(f"alert {rule['alert']} is defined twice", file=display)
+            _check_syntax(rule["expr"], f"alert {rule['alert']}", display)
             catalog.check_expr(rule["expr"], f"alert {rule['alert']}", recorded=recorded, file=display)
             item = {
                 "alert": rule["alert"],
@@ -189,6 +192,13 @@ def build(src, out) -> None:
                                 "additionalProperties": {"type": "string", "pattern": ANNOTATION_VALUE},
                                 "description": "extra annotations"}}}
         for a, item in alerts.items()}
+
+
+def _check_syntax(expr: str, where: str, display: str) -> None:
+    """An expression Prometheus could not parse fails the render (promtool checks the full grammar in lint)."""
+    problem = syntax_error(str(expr))
+    if problem:
+        raise ValidationError(f"{where}: expression does not parse: {problem}", file=display)
 
 
 def _threshold_schema(param: str, default, expr: str) -> dict:
