@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import json
 import subprocess
 import tempfile
 from pathlib import Path
@@ -35,19 +36,42 @@ def run(report: Report, work: Path) -> None:
                  ["env", "stored", "of 1 MiB", "manifest", "chart files+templates (b64)", "largest object",
                   "size", "of 1 MiB"], rows)
     prod = {m.env: m for m in measures}.get("prod", measures[-1])
-    gz = budget.measure(tree / "chart", [tree / "values" / f"{prod.env}.yaml"], prod.env,
-                        extra=["--set", "grafanaOperator.enabled=true"])
-    plain_boards = [s for n, s in prod.objects if n.startswith("ConfigMap/") and s > 0]
-    gz_boards = [s for n, s in gz.objects if n.startswith("GrafanaDashboard/")]
-    if gz_boards:
-        report.add("size", f"{prod.env} with grafanaOperator.enabled (gzipJson): stored release",
-                   f"{kib(gz.stored)} = {gz.share:.1%} of 1 MiB (ConfigMaps: {kib(prod.stored)})")
-        report.add("size", f"{prod.env} largest dashboard object: GrafanaDashboard (gzipJson) vs largest ConfigMap",
-                   f"{kib(max(gz_boards))} vs {kib(max(plain_boards))}")
-    packed = sum(p.stat().st_size for p in (tree / "chart" / "files" / "dashboards-gzip").glob("*.b64"))
-    if packed:
-        report.add("size", "compressed dashboard copies carried in every release (chart files, raw)", kib(packed))
+    on = ["--set", "grafanaOperator.enabled=true"]
+    plain = budget.measure(tree / "chart", [tree / "values" / f"{prod.env}.yaml"], prod.env, extra=on)
+    gz_tree = make_tree(Path(tempfile.mkdtemp(prefix="gzip-", dir=work)), 1)
+    with (gz_tree / "values" / f"{prod.env}.yaml").open("a") as f:
+        f.write("\ngrafanaOperator:\n  enabled: true\n")
+    subprocess.run([PY, "-m", "generator", "--root", str(gz_tree), "render"], check=True, capture_output=True)
+    gz = budget.measure(gz_tree / "chart", [gz_tree / "values" / f"{prod.env}.yaml"], prod.env, extra=on)
+    configmaps = [s for n, s in prod.objects if n.startswith("ConfigMap/") and "dashboard" in n]
+
+    def largest_board(m: budget.Measure) -> int:
+        return max([s for n, s in m.objects if n.startswith("GrafanaDashboard/")] or [0])
+    report.table(f"dashboard delivery in {prod.env}: stored release and largest dashboard object",
+                 ["form", "stored release", "of 1 MiB", "largest dashboard object"],
+                 [["sidecar ConfigMaps (default)", kib(prod.stored), f"{prod.share:.1%}", kib(max(configmaps or [0]))],
+                  ["GrafanaDashboard spec.json (no env enables the operator)", kib(plain.stored), f"{plain.share:.1%}",
+                   kib(largest_board(plain))],
+                  ["GrafanaDashboard spec.gzipJson (an env enables it: copies carried)", kib(gz.stored),
+                   f"{gz.share:.1%}", kib(largest_board(gz))]])
     record = budget.release_record(tree / "chart", [tree / "values" / f"{prod.env}.yaml"])
+    chart_part = record.get("chart") or {}
+    parts: dict[str, list[bytes]] = {}
+    for key in ("files", "templates"):
+        for f in chart_part.get(key) or []:
+            name = f["name"]
+            group = ("/".join(name.split("/")[:2]) if name.startswith("files/") and name.count("/") > 1
+                     else "templates/" if name.startswith("templates/") else name)
+            parts.setdefault(f"{group} (chart file, base64)", []).append((f.get("data") or "").encode())
+    parts["manifest (the rendered objects)"] = [(record.get("manifest") or "").encode()]
+    parts["values.schema.json (base64)"] = [str(chart_part.get("schema") or "").encode()]
+    parts["values (chart defaults + this environment)"] = [
+        json.dumps([chart_part.get("values"), record.get("config")]).encode()]
+    sizes = {k: len(gzip.compress(b"".join(v), 9)) * 4 // 3 for k, v in parts.items()}
+    total = sum(sizes.values())
+    report.table(f"what the stored {prod.env} release is made of (each part compressed on its own, top 10)",
+                 ["part", "stored", "share"],
+                 [[k, kib(v), f"{v / total:.0%}"] for k, v in sorted(sizes.items(), key=lambda kv: -kv[1])[:10]])
     docs = (record.get("manifest") or "").split("\n---\n")
     costs = []
     for path in sorted((tree / "chart" / "files" / "dashboards").glob("*.json")):
