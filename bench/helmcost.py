@@ -69,7 +69,7 @@ def compare(chart: Path, values: Path, flags: list[str], major: int, n: int, wor
 
 
 def run(report: Report, work: Path, trees: dict[int, Path], *, quick: bool) -> None:
-    n = 7 if quick else 15
+    n = 5 if quick else 9
     from .render import content_size
     measured = [f for f in sorted(trees) if f <= 10]
     for factor in measured:
@@ -95,7 +95,8 @@ def run(report: Report, work: Path, trees: dict[int, Path], *, quick: bool) -> N
         for kind, flag, n1, n2, kps in kinds:
             if n2 <= n1:
                 continue
-            over = [compare(root / "chart", root / "values" / "prod.yaml", ["--set", flag], major, n, work)[4]
+            over = [compare(root / "chart", root / "values" / "prod.yaml", ["--set", flag], major, max(3, n - 4),
+                            work)[4]
                     for root in (small, big)]
             per = (over[1] - over[0]) / (n2 - n1)
             off = flag.split(".")[0]
