@@ -56,6 +56,16 @@ def chart_rules(root: Path) -> dict:
     return {"groups": groups}
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the preview process dies, even by a signal (Linux prctl)."""
+    try:
+        import ctypes
+        import signal
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 @contextlib.contextmanager
 def prometheus(scrape_configs: list[dict], *, scrape: str = "2s", rules: dict | None = None,
                extra_args: tuple[str, ...] = ()):
@@ -74,7 +84,7 @@ def prometheus(scrape_configs: list[dict], *, scrape: str = "2s", rules: dict | 
         proc = subprocess.Popen([binary, f"--config.file={folder / 'prometheus.yml'}",
                                  f"--storage.tsdb.path={folder / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
                                  "--storage.tsdb.retention.time=1d", *extra_args],
-                                stdout=log, stderr=subprocess.STDOUT)
+                                stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
         url = f"http://127.0.0.1:{port}"
         try:
             prom = Prometheus(url, timeout=5)
