@@ -174,7 +174,7 @@ def test_random_sigkills_never_leave_a_half_written_chart(two_renders):
     duration = time.monotonic() - start
     rng = random.Random(7)
     outcomes = {"before the swap": 0, "after the swap": 0}
-    kills = 16
+    kills = 12
     for i in range(kills):
         current = tree_bytes(root / "chart")
         # always ask for the other render, so every kill shows whether the swap happened

@@ -9,6 +9,7 @@ sets. Figures are printed with ``[figures]`` (run with ``-s`` to see them).
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,7 @@ def outage_then_recovery(receiver, seconds: float, hang: float = 0.0) -> float:
     return time.monotonic()
 
 
-@pytest.mark.parametrize("failure,outage,hang", [("answers 500", 5, 0), ("times out", 8, 11)],
+@pytest.mark.parametrize("failure,outage,hang", [("answers 500", 5, 0), ("times out", 4, 11)],
                          ids=["PagerDuty answers 500 for 5s", "PagerDuty hangs past the timeout"])
 def test_a_vendor_outage_delays_the_page_until_recovery_without_duplicate_incidents(env_factory, failure, outage,
                                                                                     hang):
@@ -55,6 +56,8 @@ def test_a_vendor_outage_delays_the_page_until_recovery_without_duplicate_incide
     assert len(pages) <= 2, f"{len(pages)} pages for one alert"
     assert delivered_after < 30, f"delivered {delivered_after:.0f}s after the vendor recovered"
     assert env.pd.invalid() == env.pd.outage_failures(), "a request PagerDuty would reject"
+    logs = env.am.process.log() + env.prom.process.log()
+    assert not any(key in logs for key in env.pd.routing_keys | env.og.api_keys), "a vendor key reached a log"
 
 
 def test_an_opsgenie_outage_creates_one_alert_once_it_recovers(env_factory):
@@ -109,7 +112,7 @@ def test_an_alert_that_starts_while_alertmanager_is_down_is_delivered_when_it_re
 
 
 FOR = 16
-GRACE = 4
+GRACE = 3
 
 
 def test_prometheus_restarted_during_for_restores_the_pending_state(env_factory):
@@ -120,7 +123,21 @@ def test_prometheus_restarted_during_for_restores_the_pending_state(env_factory)
     pending = wait_until(lambda: env.prom.alerts("pending", alertname="ConsensusStalled"), 30, "never pending")
     pending_at = time.monotonic()
     time.sleep(FOR / 2)
+    restarted_at = time.time()
     down = restart(env.prom)
+
+    def active_since() -> float | None:
+        found = env.prom.alerts(alertname="ConsensusStalled")
+        if not found:
+            return None
+        stamp = found[0]["activeAt"].rstrip("Z")
+        stamp = stamp[:26] if "." in stamp else stamp   # Python reads at most microseconds
+        return datetime.fromisoformat(stamp + "+00:00").timestamp()
+
+    # restore happens after the second evaluation: until then the alert looks active from the restart on.
+    # Restored, it is active since before the restart (shifted by the downtime); not restored, from the restart on.
+    wait_until(lambda: (active_since() or restarted_at) < restarted_at - FOR / 4, 15,
+               "the pending state was not restored (the alert is active only since the restart)")
     wait_until(lambda: env.prom.alerts("firing", alertname="ConsensusStalled"), FOR + 30,
                lambda: f"never fired after the restart:\n{env.prom.process.log()}")
     fired_after = time.monotonic() - pending_at
