@@ -56,6 +56,8 @@ def test_a_vendor_outage_delays_the_page_until_recovery_without_duplicate_incide
     assert len(pages) <= 2, f"{len(pages)} pages for one alert"
     assert delivered_after < 30, f"delivered {delivered_after:.0f}s after the vendor recovered"
     assert env.pd.invalid() == env.pd.outage_failures(), "a request PagerDuty would reject"
+    # the signal the meta alert AlertmanagerNotificationsFailing reads moved with the outage
+    assert am_counter(env.am, "alertmanager_notification_requests_failed_total") >= 1
     logs = env.am.process.log() + env.prom.process.log()
     assert not any(key in logs for key in env.pd.routing_keys | env.og.api_keys), "a vendor key reached a log"
 
