@@ -65,7 +65,8 @@ CHAIN_GAUGES = (
 # served by Prometheus itself for each scrape, never by an exporter
 SYNTHETIC = re.compile(r"up|scrape_.*")
 GAUGES = (
-    (r".*_byzantine_validators(_power)?|.*syncing|.*_errors?|.*_failures?|.*_readonly|.*waiting_reason",
+    (r".*_byzantine_validators(_power)?|.*syncing|.*_errors?|.*_failures?|.*_readonly|.*waiting_reason"
+     r"|.*_unschedulable",
      _g(gauge="const", level=0)),
     (r"kube_node_status_condition", _g(gauge="condition")),
     (r".*_up|.*_info|.*_ready|.*_healthy|.*_successful|.*alertmanagers_discovered", _g(gauge="const", level=1)),
@@ -203,13 +204,22 @@ class MetricOnTarget:
             self.spec = replace(self.spec, median=self.spec.median * bt, rate=self.spec.rate / bt)
         self.series: list[Series] = []
         labels = [label for label in metric.labels if label not in TARGET_LABELS]
-        choices = [world.label_values(label, target, metric.name) for label in labels]
+        choices = [world.label_values(label, target, metric.name, metric.documented(label)) for label in labels]
+        # a boolean gauge with documented states (e.g. status (active, maintenance, offline)) is a state set:
+        # 1 for the current state, the first documented one (the common case), 0 for the others
+        self.state: tuple[str, str] | None = None
+        if metric.type == "gauge" and self.spec == Spec(gauge="const", level=1):
+            for label in labels:
+                values = world.label_values(label, target, metric.name, metric.documented(label))
+                if metric.documented(label) and values == metric.documented(label):
+                    self.state = (label, values[0])
+                    break
         uptime = 2e4 + 1.8e5 * (zlib.crc32(target.name.encode()) / 2 ** 32)   # seconds since the exporter started
         for values in product(*choices):
             if len(self.series) >= MAX_SERIES_PER_TARGET:
                 break
-            weight = math.prod(VALUE_WEIGHTS.get(v, 1.0) for v in values)
-            bad = any(v in BAD_VALUES for v in values)
+            weight = math.prod(VALUE_WEIGHTS.get(v.lower(), 1.0) for v in values)
+            bad = any(v.lower() in BAD_VALUES for v in values)
             identity = tuple(v for label, v in zip(labels, values) if label not in OUTCOME_LABELS)
             key = f"{target.name}|{identity}".encode()
             jitter = 0.8 + 0.4 * (zlib.crc32(key) / 2 ** 32)   # the same for a counter and its follower
@@ -253,6 +263,9 @@ class MetricOnTarget:
     def gauge_value(self, s: Series, mods: Modifiers) -> float:
         spec = self.spec
         if spec.gauge == "const":
+            if self.state is not None:
+                label, current = self.state
+                return float(s.labels.get(label) == current)
             return spec.level * mods.level
         if spec.gauge == "condition":
             ready = s.labels.get("condition", "Ready") == "Ready"

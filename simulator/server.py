@@ -22,7 +22,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily,
-                                    InfoMetricFamily, SummaryMetricFamily)
+                                    InfoMetricFamily, Metric, SummaryMetricFamily)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
@@ -133,10 +133,17 @@ class Simulator:
         m, labels = mot.metric, list(mot.series[0].labels) if mot.series else []
         mods = self.modifiers(mot)
         if m.type == "counter":
-            fam = CounterMetricFamily(m.name, m.help, labels=labels)
+            # a counter named without _total (CometBFT's go-kit counters, e.g. cometbft_mempool_failed_txs) is
+            # exposed under its own name, as its exporter does; the client library would add _total
+            bare = not m.name.endswith("_total")
+            fam = Metric(m.name, m.help, "counter") if bare else CounterMetricFamily(m.name, m.help, labels=labels)
             for s in mot.series:
-                fam.add_metric(list(s.labels.values()), float(int(s.value)) if not m.name.endswith(
-                    ("_seconds_total", "_bytes_total")) else round(s.value, 3))
+                value = float(int(s.value)) if not m.name.endswith(
+                    ("_seconds_total", "_bytes_total")) else round(s.value, 3)
+                if bare:
+                    fam.add_sample(m.name, dict(s.labels), value)
+                else:
+                    fam.add_metric(list(s.labels.values()), value)
         elif m.type == "histogram":
             fam = HistogramMetricFamily(m.name, m.help, labels=labels)
             for s in mot.series:
@@ -165,7 +172,12 @@ class Simulator:
         target = self.target(target) if isinstance(target, str) else target
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_TargetCollector(self, target))
-        return generate_latest(registry)
+        text = generate_latest(registry)
+        for m in self.metrics:   # the client library names every counter family <name>_total in HELP/TYPE
+            if m.type == "counter" and not m.name.endswith("_total") and m.source in target.sources:
+                for kind in (b"HELP", b"TYPE"):
+                    text = text.replace(b"# %s %s_total " % (kind, m.name.encode()), b"# %s %s " % (kind, m.name.encode()))
+        return text
 
     # -- scenarios
     def scenarios(self) -> dict:

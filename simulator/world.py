@@ -87,12 +87,12 @@ METRIC_LABEL_VALUES: dict[tuple[str, str], tuple[str, ...]] = {
     (r".*waiting_reason", "reason"): ("CrashLoopBackOff", "ImagePullBackOff", "ContainerCreating"),
 }
 
-# relative weight of a label value in counts and rates; values not listed weigh 1
+# relative weight of a label value in counts and rates (case-insensitive); values not listed weigh 1
 GOOD, BAD = 1.0, 0.01
 VALUE_WEIGHTS = {
     "success": 0.99, "ok": 0.99, "true": 1.0, "active": 1.0, "running": 0.85,
     "failure": BAD, "failed": BAD, "error": BAD, "timeout": 0.005, "rejected": BAD, "unavailable": BAD,
-    "pending": 0.1, "closed": 0.05, "inactive": 0.0, "jailed": 0.0,
+    "pending": 0.1, "deploying": 0.1, "closed": 0.05, "inactive": 0.0, "jailed": 0.0, "approved": 0.9,
     "insufficient_funds": 0.3, "invalid_request": 0.3, "5": BAD, "11": BAD,
     "idle": 3.0, "user": 0.6, "system": 0.3, "iowait": 0.05,
 }
@@ -212,11 +212,14 @@ class World:
                 return chain
         raise KeyError(f"unknown chain {ref!r}; chains: {', '.join(c.chain_id for c in self.chains)}")
 
-    def label_values(self, label: str, target: Target, metric: str = "") -> tuple[str, ...]:
-        """The values a label takes on a target."""
+    def label_values(self, label: str, target: Target, metric: str = "",
+                     documented: tuple[str, ...] = ()) -> tuple[str, ...]:
+        """The values a label takes on a target; ``documented``: the values the catalog lists for it."""
         for (pattern, name), values in METRIC_LABEL_VALUES.items():
             if name == label and re.fullmatch(pattern, metric):
                 return values
+        if documented:
+            return documented
         if label == "chain_id":
             return (target.chain.chain_id,)
         if label in ("validator_address", "validator"):
