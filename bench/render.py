@@ -66,7 +66,7 @@ def run(report: Report, work: Path, *, quick: bool) -> dict[int, Path]:
         rows.append([f"1x -> {factor}x", f"{size_ratio:.1f}x", f"{time_ratio:.2f}x", f"{exponent:.2f}",
                      f"{(t - base[0]) / max(1, d + r - base[1] - base[2]) * 1000:.2f} ms"])
         report.add("render", f"render growth exponent 1x -> {factor}x (CPU time ~ size^k)", f"k = {exponent:.2f}",
-                   "k <= 1 (linear)", exponent <= 1.05)
+                   "k <= 1.05 (linear, 5% for noise)", exponent <= 1.05)
     if rows:
         report.table("render scaling (CPU time)", ["step", "content", "time", "exponent k", "per item added"], rows)
     return trees
