@@ -10,7 +10,7 @@ of the rendered output that does not parse.
 from __future__ import annotations
 
 import json
-import json
+import os
 import traceback
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,23 @@ def _dumps(value, **kwargs):
     return json.dumps(value, default=_json_default, **kwargs)
 
 
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    """Compiled templates cached in ``.cache/jinja`` beside the generator (git-ignored).
+
+    Jinja keys each entry by the template's name and checks its source
+    checksum, so an edited template is always recompiled; the cache only
+    saves compiling unchanged templates again. ``VEMON_NO_CACHE=1`` turns it off.
+    """
+    if os.environ.get("VEMON_NO_CACHE"):
+        return None
+    folder = Path(__file__).resolve().parent.parent / ".cache" / "jinja"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return jinja2.FileSystemBytecodeCache(str(folder))
+
+
 class Renderer:
     def __init__(self, src_dir: Path, display_root: Path | None = None,
                  globals_: dict | None = None) -> None:
@@ -49,6 +66,7 @@ class Renderer:
             keep_trailing_newline=True,
             trim_blocks=True,
             lstrip_blocks=True,
+            bytecode_cache=_bytecode_cache(),
             **DELIMITERS,
         )
         self.env.filters["fromjson"] = json.loads   # a macro's JSON output back into data
