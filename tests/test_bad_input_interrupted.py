@@ -182,7 +182,7 @@ def test_random_sigkills_never_leave_a_half_written_chart(two_renders):
         set_cluster(root, target)
         proc = subprocess.Popen([sys.executable, "-m", "generator", "--root", str(root), "render"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
-        time.sleep(rng.uniform(0.5, 1.2) * duration)
+        time.sleep(rng.uniform(0.4, 1.6) * duration)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         chart = tree_bytes(root / "chart")
