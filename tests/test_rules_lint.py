@@ -120,7 +120,7 @@ def test_generator_lint_rules_passes_for_every_environment_with_both_helms():
 def test_generator_lint_fails_on_a_rule_promtool_rejects(project):
     rules = project / "templates_src" / "rules" / "warning.yaml.j2"
     rules.write_text(rules.read_text().replace("max by (cluster, namespace, pod) (cometbft_p2p_peers) < ${minPeers}",
-                                               "max by (cluster, namespace, pod) (cometbft_p2p_peers < ${minPeers}"))
+                                               "max by (cluster, namespace, pod) (rate(cometbft_p2p_peers)) < ${minPeers}"))
     assert run_generator(project, "render").returncode == 0
     proc = run_generator(project, "lint", "--only", "rules")
     assert proc.returncode == 1 and "promtool check rules failed" in proc.stderr and "NodeLowPeers" in proc.stderr

@@ -70,13 +70,18 @@ def _check_alert(rule: dict, where: str, display: str) -> dict:
     return rule
 
 
+_LABEL_REF = re.compile(r"\{\{\s*(\$labels\.[A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+_URLQUERY = r"{{ \1 | urlquery }}"
+
+
 def _dashboard_path(dashboard, display: str, alert: str) -> str:
     """``/d/<uid>?var-cluster={{ $labels.cluster }}&var-...``: the chart prefixes the Grafana URL."""
     if not isinstance(dashboard, dict) or not dashboard.get("uid"):
         raise ValidationError(f"alert {alert}: missing dashboard: {{uid: ..., vars: {{...}}}} "
                               "(the dashboard that shows the problem)", file=display)
     variables = {"cluster": "{{ $labels.cluster }}", **(dashboard.get("vars") or {})}
-    query = "&".join(f"var-{k}={v}" for k, v in sorted(variables.items()))
+    # label values are URL-encoded when Prometheus fills them in: a '&' in a value stays in its variable
+    query = "&".join(f"var-{k}={_LABEL_REF.sub(_URLQUERY, str(v))}" for k, v in sorted(variables.items()))
     return f"/d/{dashboard['uid']}?{query}"
 
 
