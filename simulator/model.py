@@ -65,6 +65,8 @@ CHAIN_GAUGES = (
 # served by Prometheus itself for each scrape, never by an exporter
 SYNTHETIC = re.compile(r"up|scrape_.*")
 GAUGES = (
+    # the first five are matched by name before the unit: replicas, conditions and booleans named for their meaning
+    (r"kube_.*replicas.*", _g(gauge="const", level=3)),   # desired = available = ready: no workload short
     (r".*_byzantine_validators(_power)?|.*syncing|.*_errors?|.*_failures?|.*_readonly|.*waiting_reason"
      r"|.*_unschedulable",
      _g(gauge="const", level=0)),
@@ -91,6 +93,7 @@ GAUGES = (
 )
 COUNTERS = (
     (r"(alertmanager|prometheus)_.*(fail|error).*", 0.0),
+    (r".*_restarts_total", 0.0),   # healthy containers do not restart
     (r".*(fail|error|timeout|reject|evict|slash|missed|byzantine|panic|dropped|late_votes).*", 0.002),
     (r".*_bytes_total", 5e4),
     (r".*_seconds_total", 0.3),
@@ -126,7 +129,7 @@ def spec_for(metric: MetricDef) -> Spec:
         for pattern, attr in CHAIN_GAUGES:
             if re.fullmatch(pattern, name):
                 return Spec(gauge=f"chain:{attr}", integer=True)
-        for pattern, spec in GAUGES[:4]:
+        for pattern, spec in GAUGES[:5]:
             if re.fullmatch(pattern, name):
                 return spec
         if unit in ("ratio", "fraction"):
