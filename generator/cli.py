@@ -1,4 +1,4 @@
-"""Command line: ``python -m generator {render,lint}``.
+"""Command line: ``python -m generator {render,lint,preview,publish,diff,bundle}``.
 
 Exit codes: 0 ok, 1 bad input or a failed check (a message, no traceback),
 2 usage error.
@@ -101,14 +101,14 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("envs", nargs="+", metavar="ENV", help="one environment (with --base) or two to compare")
     d.add_argument("--base", metavar="GIT_REF", help="compare ENV rendered from this ref (e.g. main) with the "
                                                      "working tree")
-    d.add_argument("--helm", type=int, choices=(3, 4), default=3)
+    d.add_argument("--helm", type=int, choices=(3, 4), default=3, help="helm major version to render with (default 3)")
     d.add_argument("--context", type=int, default=3, help="lines of context (default 3)")
     d.set_defaults(func=cmd_diff)
     b = sub.add_parser("bundle", help="the local docker-compose stack (Prometheus, Alertmanager, Grafana, Loki, "
                                       "Jaeger) for one environment")
     b.add_argument("--env", required=True, help="environment whose values/<env>.yaml the bundle follows")
     b.add_argument("--out", required=True, help="folder to write (replaced whole), e.g. deploy/observability")
-    b.add_argument("--helm", type=int, choices=(3, 4), default=3)
+    b.add_argument("--helm", type=int, choices=(3, 4), default=3, help="helm major version to render with (default 3)")
     b.set_defaults(func=cmd_bundle)
     return p
 
@@ -119,6 +119,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except GeneratorError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        # a folder the user named cannot be read or written (no such parent, read-only, not a folder)
+        print(f"error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

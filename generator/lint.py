@@ -145,6 +145,10 @@ CHECKS: list[tuple[str, Callable[[LintContext], None]]] = [
 def run(ctx: LintContext, only: list[str] | None = None) -> list[str]:
     if not (ctx.chart / "Chart.yaml").is_file():
         raise GeneratorError("no chart/Chart.yaml; run `python -m generator render` first")
+    unknown = sorted(set(only or ()) - {name for name, _ in CHECKS})
+    if unknown:
+        raise GeneratorError(f"--only: unknown check {', '.join(map(repr, unknown))}; "
+                             f"allowed: {', '.join(name for name, _ in CHECKS)}")
     for name, check in CHECKS:
         if only and name not in only:
             continue

@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sim = Simulator(args.catalog, seed=args.seed, block_time=args.block_time).start(args.port,
                                                                                           target_base_port=base or None)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, OverflowError) as exc:
         print(f"simulator: {exc}", file=sys.stderr)
         return 1
     if args.scenario != "none":
