@@ -173,3 +173,13 @@ def test_in_cluster_scrape_config_has_the_same_jobs_and_passes_promtool(bundles,
     for name, job in k8s_jobs.items():
         assert job["relabel_configs"][-2:] == static[name]["relabel_configs"]
         assert job.get("metric_relabel_configs") == static[name].get("metric_relabel_configs")
+
+
+@pytest.mark.parametrize("where", ["a file", "under a file"])
+def test_bundle_into_a_place_that_cannot_be_a_folder_fails_with_the_path_not_a_traceback(snapshot, tmp_path, where):
+    (tmp_path / "plain.txt").write_text("not a folder")
+    out = tmp_path / "plain.txt" if where == "a file" else tmp_path / "plain.txt" / "bundle"
+    proc = run_generator(snapshot, "bundle", "--env", "dev", "--out", str(out))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "plain.txt" in proc.stderr
+    assert (tmp_path / "plain.txt").read_text() == "not a folder"

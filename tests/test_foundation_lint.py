@@ -48,3 +48,9 @@ def test_lint_without_a_rendered_chart_says_to_render(tmp_path):
     (tmp_path / "values").mkdir()
     proc = run_generator(tmp_path, "lint")
     assert proc.returncode == 1 and "run `python -m generator render` first" in proc.stderr
+
+
+def test_lint_only_with_an_unknown_check_fails_and_lists_the_checks(project):
+    proc = run_generator(project, "lint", "--only", "helmlint")
+    assert proc.returncode == 1, "a misspelt --only ran nothing and passed"
+    assert "'helmlint'" in proc.stderr and "helm-lint" in proc.stderr and "Traceback" not in proc.stderr
