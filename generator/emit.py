@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .errors import GeneratorError, StaleError
+from .errors import StaleError
 
 OWNED_DIR = "chart"
 _RENAME_EXCHANGE = 2
@@ -117,8 +117,3 @@ def check(root: Path, files: dict[str, bytes], fix_command: str, max_lines: int 
         raise StaleError("generated files are out of date with templates_src/ and values/:\n  "
                          + "\n  ".join(problems) + ("\n" + "\n".join(shown) if shown else "")
                          + f"\nrun `{fix_command}` and commit the result")
-
-
-def ensure_writable(root: Path) -> None:
-    if not os.access(root, os.W_OK):
-        raise GeneratorError("cannot write here", file=str(root))

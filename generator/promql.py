@@ -18,7 +18,6 @@ _MATCHERS = re.compile(r"\{[^{}]*\}")
 _GROUPING = re.compile(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^()]*\)")
 _RANGE = re.compile(r"\[[^\]]*\]")
 _IDENT = re.compile(r"(?<![\w:.$])([a-zA-Z_:][a-zA-Z0-9_:]*)(?![\w:])(\s*\()?")
-_NUMBER_SUFFIX = re.compile(r"^\d")
 
 
 def metric_names(expr: str) -> set[str]:

@@ -30,7 +30,6 @@ import yaml
 
 from . import tools
 from .errors import ValidationError
-from .promql import metric_names
 
 ALERT_NAME = re.compile(r"^[A-Z][A-Za-z0-9]{2,39}$")
 SEVERITIES = ("critical", "warning", "info")
