@@ -11,11 +11,11 @@ overrides (enabled, for, thresholds, labels) and renders PrometheusRules.
 """
 from __future__ import annotations
 
+import json
 import re
 
 from ..errors import ValidationError
 from ..promql import syntax_error
-from ..yamlio import dump_json
 from . import slos as slo_spec
 
 SEVERITIES = ("critical", "warning", "info")
@@ -164,7 +164,11 @@ def build(src, out) -> None:
             alerts[rule["alert"]] = dict(item, meaning=str(rule.get("meaning") or rule["summary"]).strip())
             emitted.append(item)
         groups[gname] = {"name": gname, "interval": group.get("interval", ""), "rules": emitted}
-        out.add(f"chart/files/rules/{gname}.json", dump_json(groups[gname]))
+        out.add(f"chart/files/rules/{gname}.json", _final_group(groups[gname]))
+        templates = _templates(groups[gname])
+        if templates:
+            out.add(f"chart/{RULE_TEMPLATES}/{gname}.json", templates)
+    out.add(f"chart/{RULES_INDEX}", _index(groups))
     out.shared["rule_groups"] = groups
     out.shared["alerts"] = alerts
     out.shared["recorded"] = recorded
@@ -197,6 +201,78 @@ def build(src, out) -> None:
                                 "additionalProperties": {"type": "string", "pattern": ANNOTATION_VALUE},
                                 "description": "extra annotations"}}}
         for a, item in alerts.items()}
+
+
+# The chart ships each group in its final form: what Helm renders with no override, thresholds at their
+# defaults, the URL prefixes as placeholders (the chart puts global.runbookUrl / global.grafanaUrl in).
+# With nothing in values touching a group, the chart copies that text as it is (no per-rule work); the
+# index (alert -> group) finds the groups that overrides touch, rebuilt rule by rule in the chart with the
+# ${param} templates of expression and description (files/rule-templates/<group>.json) where thresholds are set.
+RULES_INDEX = "files/rules-index.json"
+RULE_TEMPLATES = "files/rule-templates"
+RUNBOOK_URL = "@@VEMON_RUNBOOK_URL@@"
+GRAFANA_URL = "@@VEMON_GRAFANA_URL@@"
+
+
+def _chart_json(data) -> str:
+    """One line of ASCII JSON: Helm pastes it into a manifest as a YAML flow node."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True) + "\n"
+
+
+def param_text(value) -> str:
+    """A threshold as the chart prints it (Go's %v of a float64; whole numbers as integers)."""
+    number = float(value)
+    if number.is_integer() and abs(number) < 2 ** 63:
+        return str(int(number))
+    return repr(number)
+
+
+def _substitute(text: str, params: dict) -> str:
+    for key, value in params.items():
+        text = text.replace("${%s}" % key, param_text(value))
+    return text
+
+
+def final_rule(rule: dict) -> dict:
+    """A rule as Helm renders it without overrides (templates/prometheus/rules.yaml, slow path)."""
+    if "record" in rule:
+        return {"record": rule["record"], "expr": rule["expr"], "labels": dict(rule["labels"])}
+    params = rule["params"]
+    final = {
+        "alert": rule["alert"],
+        "expr": _substitute(rule["expr"], params),
+        "for": rule["for"],
+        "labels": {**rule["labels"], "severity": rule["severity"]},
+        "annotations": {
+            "summary": rule["summary"],
+            "description": _substitute(rule["description"], params),
+            "runbook_url": f"{RUNBOOK_URL}/{rule['runbook']}.md",
+            "dashboard_url": f"{GRAFANA_URL}{rule['dashboard']['path']}",
+        },
+    }
+    if rule["keep_firing_for"]:
+        final["keep_firing_for"] = rule["keep_firing_for"]
+    return final
+
+
+def _final_group(group: dict) -> str:
+    spec = {"name": group["name"], "rules": [final_rule(r) for r in group["rules"]]}
+    if group["interval"]:
+        spec["interval"] = group["interval"]
+    return _chart_json(spec)
+
+
+def _index(groups: dict) -> str:
+    """alert -> group (the chart reads it to find the groups that per-alert settings touch)."""
+    alerts = {rule["alert"]: gname for gname, group in groups.items() for rule in group["rules"] if "alert" in rule}
+    return _chart_json({"alerts": alerts, "slow": {g: True for g, group in groups.items() if not group["rules"]}})
+
+
+def _templates(group: dict) -> str | None:
+    """The ${param} templates of a group's expressions and descriptions, for thresholds set in values."""
+    alerts = {rule["alert"]: {"params": rule["params"], "expr": rule["expr"], "description": rule["description"]}
+              for rule in group["rules"] if "alert" in rule and rule["params"]}
+    return _chart_json(alerts) if alerts else None
 
 
 def _check_syntax(expr: str, where: str, display: str) -> None:
