@@ -23,6 +23,7 @@ never printed (only its kind and length). A line holding
 """
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from dataclasses import dataclass
@@ -104,10 +105,71 @@ def _secret_name(key: str | None) -> bool:
     return bool(SECRET_KEY_NAME.search(last))
 
 
+# Prefilters for ``_candidate_lines``: each finds, in the whole text, a superset of where its pattern can match.
+# Literals a match must contain (case-sensitive), and ones the case-insensitive patterns must contain, looked
+# for in the text lower-cased after folding the only non-ASCII characters that Python's case-insensitive
+# matching takes for these ASCII letters (dotted/dotless i, long s, Kelvin sign).
+_LITERALS = ("AKIA", "ASIA", "xox", "glsa_")
+_FOLDED_LITERALS = ("bearer", "authorization", "key", "token", "secret", "passw", "passphrase", "credential",
+                    "auth")
+_FOLD = {0x130: "i", 0x131: "i", 0x17F: "s", 0x212A: "k"}
+_PREFILTERS = (
+    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
+    re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ"),
+    re.compile(r"gh[pousr]_"),
+    re.compile(r"-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"),
+    re.compile(r"[0-9A-Za-z]{32}"),
+)
+_CASELESS = (PATTERNS[1][1], PATTERNS[2][1], SECRET_KEY_NAME)  # bearer, Authorization, key names
+
+
+def _candidate_lines(lines: list[str], keys: dict[int, str] | None) -> list[int]:
+    """Line numbers (1-based, ascending) where ``scan_text`` can find something; a superset.
+
+    The search runs once over the whole text (lines joined by newlines) instead of every pattern on
+    every line: each prefilter finds a superset of its pattern's matches (a literal every match
+    holds, or the pattern without its look-arounds), and every line a prefilter match touches is a
+    candidate. A match a line holds on its own is found in the joined text, or overlapped by another
+    match of the same prefilter, so no finding is lost (tests/test_secrets.py). The key checks need
+    a secret-named key: the line's own key (a substring of the line) or its key path from ``keys``.
+    """
+    joined = "\n".join(lines)
+    starts = [0]
+    for line in lines[:-1]:
+        starts.append(starts[-1] + len(line) + 1)
+    spans: list[tuple[int, int]] = []
+
+    def literal(text: str, word: str) -> None:
+        i = text.find(word)
+        while i >= 0:
+            spans.append((i, i + len(word)))
+            i = text.find(word, i + 1)
+
+    for word in _LITERALS:
+        literal(joined, word)
+    folded = joined.translate(_FOLD).lower()
+    if len(folded) == len(joined):
+        for word in _FOLDED_LITERALS:
+            literal(folded, word)
+    else:  # cannot happen with today's Unicode tables; the patterns themselves then
+        spans.extend(m.span() for p in _CASELESS for m in p.finditer(joined))
+    spans.extend(m.span() for p in _PREFILTERS for m in p.finditer(joined))
+    found: set[int] = set()
+    for begin, end in spans:
+        first = bisect.bisect_right(starts, begin)
+        found.update(range(first, bisect.bisect_right(starts, max(end - 1, begin)) + 1))
+    for number, key in (keys or {}).items():
+        if SECRET_KEY_NAME.search(key.rsplit(".", 1)[-1]):
+            found.add(number)
+    return sorted(n for n in found if 1 <= n <= len(lines))
+
+
 def scan_text(text: str, file: str, keys: dict[int, str] | None = None) -> list[Finding]:
     """Findings in one text; ``keys`` maps line numbers to key paths where they are known."""
     findings: list[Finding] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    lines = text.splitlines()
+    for number in _candidate_lines(lines, keys):
+        line = lines[number - 1]
         if ALLOW_MARK in line:
             continue
         key = (keys or {}).get(number) or _line_key(line)
