@@ -261,6 +261,15 @@ def run(report: Report, work: Path, tree: Path) -> None:
                      [[ms(c), w, e.replace("\n", " ")[:110]] for c, w, e in sorted(slow, reverse=True)[:8]])
         for e in errors[:5]:
             report.note(f"query failed: {e}")
+        # recording rules only run live here (the history is raw series): a panel that reads a recorded
+        # series reads fewer samples than it would after 6 h of rule evaluation; say which ones
+        reading = sorted({f"{w.split(' / ')[0]} / {w.split(' / ', 1)[1]}" for _, w, e in slow
+                          if any(re.search(rf"(?<![\w:]){re.escape(r)}(?![\w:])", e) for r in records)})
+        if reading:
+            report.note(f"{len(reading)} panel queries read recorded series, which the simulated history does not "
+                        f"hold (rules are evaluated live only, no backfill): their cost is a lower bound, about "
+                        f"one recorded sample per series and step once Prometheus has run the rules for 6 h: "
+                        f"{', '.join(reading[:8])}{' ...' if len(reading) > 8 else ''}")
         if empty:
             report.note(f"{len(empty)} panel queries returned no series from the simulated fleet (their cost is "
                         f"a lower bound): {', '.join(empty[:8])}{' ...' if len(empty) > 8 else ''}")
