@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -104,7 +105,17 @@ def test_readme_generator_command_runs_as_written(snapshot, tmp_path, command):
         args[i] = str(tmp_path / args[i])
     proc = run_generator(snapshot, *args)
     assert proc.returncode == 0, f"{command}\n{proc.stderr}"
-    assert proc.stdout.strip()
+    if args[0] == "diff" and "--base" not in args:
+        a, b = args[1:3]
+        summary = re.search(rf"^{a} -> {b}: (\d+) changed, (\d+) added, (\d+) removed", proc.stdout, re.M)
+        assert summary and int(summary.group(1)) > 0, f"{command}: no per-object summary of a real difference"
+    elif args[0] == "bundle":
+        out = Path(args[args.index("--out") + 1])
+        env = args[args.index("--env") + 1]
+        assert (out / "docker-compose.yaml").is_file() and (out / "prometheus" / "prometheus.yml").is_file()
+        assert f"virtengine-{env}" in (out / "prometheus" / "prometheus.yml").read_text()
+    else:
+        assert proc.stdout.strip()
 
 
 def test_documented_commands_cover_install_upgrade_override_diff_and_bundle():
