@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .errors import StaleError
+from .errors import GeneratorError, StaleError
 
 OWNED_DIR = "chart"
 _RENAME_EXCHANGE = 2
@@ -49,7 +49,13 @@ def write(root: Path, files: dict[str, bytes]) -> None:
     owned = {k: v for k, v in files.items() if k.startswith(OWNED_DIR + "/")}
     others = {k: v for k, v in files.items() if not k.startswith(OWNED_DIR + "/")}
     target = root / OWNED_DIR
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        raise GeneratorError(f"{OWNED_DIR} is not a folder; the generator owns {OWNED_DIR}/ and rewrites it whole: "
+                             f"move it away and render again", file=str(target))
     tmp = Path(tempfile.mkdtemp(prefix=f".{OWNED_DIR}.", suffix=".tmp", dir=root))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)   # mkdtemp's 0700 would hide chart/ from other users (CI containers, a shared checkout)
     try:
         for rel, data in sorted(owned.items()):
             path = tmp / rel[len(OWNED_DIR) + 1:]

@@ -185,3 +185,21 @@ def test_chart_on_disk_matches_its_sources():
     proc = subprocess.run([str(ROOT / ".venv/bin/python"), "-m", "generator", "render", "--check"],
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_file_where_chart_belongs_is_refused_by_name_and_kept(tmp_path):
+    root = mini_project(tmp_path)
+    (root / "chart").write_text("my notes\n")
+    proc = run_generator(root, "render")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "chart is not a folder" in proc.stderr and str(root / "chart") in proc.stderr
+    assert (root / "chart").read_text() == "my notes\n"
+    assert not list(root.glob(".chart.*"))
+
+
+def test_the_rendered_chart_folder_is_readable_by_other_users(tmp_path):
+    import stat
+    root = mini_project(tmp_path)
+    render_ok(root)
+    mode = stat.S_IMODE((root / "chart").stat().st_mode)
+    assert mode & 0o055 == 0o055, f"chart/ has mode {oct(mode)}: other users cannot list it"
