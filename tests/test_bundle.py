@@ -183,3 +183,11 @@ def test_bundle_into_a_place_that_cannot_be_a_folder_fails_with_the_path_not_a_t
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "plain.txt" in proc.stderr
     assert (tmp_path / "plain.txt").read_text() == "not a folder"
+
+
+def test_the_bundle_folder_is_readable_by_other_users(snapshot, tmp_path):
+    import stat
+    proc = run_generator(snapshot, "bundle", "--env", "dev", "--out", str(tmp_path / "stack"))
+    assert proc.returncode == 0, proc.stderr
+    mode = stat.S_IMODE((tmp_path / "stack").stat().st_mode)
+    assert mode & 0o055 == 0o055, f"the bundle folder has mode {oct(mode)}: the stack's other users cannot read it"

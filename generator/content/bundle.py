@@ -24,6 +24,7 @@ this command is refused).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -190,6 +191,9 @@ def write(root: Path, env: str, dest: Path, **kw) -> dict[str, str]:
         raise GeneratorError(f"{dest} exists and was not written by `generator bundle`; choose an empty or new "
                              "folder", key="--out")
     staging = Path(tempfile.mkdtemp(prefix=".bundle-", dir=dest.parent if dest.parent.exists() else None))
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)   # not mkdtemp's 0700: the stack's containers and other users read the bundle
     for rel, text in bundle.items():
         path = staging / rel
         path.parent.mkdir(parents=True, exist_ok=True)
