@@ -108,3 +108,20 @@ def test_kubernetes_form_keeps_the_selector_labels_and_named_port(prod_values):
     assert {"source_labels": ["__meta_kubernetes_service_label_app_kubernetes_io_name"],
             "regex": "virtengine\\-node", "action": "keep"} in keep
     assert jobs["provider-daemon"]["kubernetes_sd_configs"][0]["role"] == "pod"
+
+
+@pytest.mark.parametrize("component, job, alert", [
+    ("cometbft", "chain-node", "VirtEngineNodesDown"),          # job="cometbft"
+    ("mlInference", "inference", "VirtEngineTargetsAbsent"),    # job=~"...|ml-inference"
+])
+def test_renaming_a_job_an_alert_selects_fails_render_naming_the_key_and_the_alert(project, component, job, alert):
+    env = project / "values" / "staging.yaml"
+    text = env.read_text()
+    assert "\nscrape:\n" in text
+    env.write_text(text.replace("\nscrape:\n", f"\nscrape:\n  components:\n    {component}:\n"
+                                              f"      # job -- renamed\n      job: {job}\n", 1))
+    from conftest import run_generator
+    proc = run_generator(project, "render")
+    assert proc.returncode == 1, proc.stdout
+    assert f"values/staging.yaml: scrape.components.{component}.job" in proc.stderr
+    assert alert in proc.stderr and "could never fire" in proc.stderr and "Traceback" not in proc.stderr

@@ -114,8 +114,30 @@ def check(values: dict, file: str) -> None:
                               key="scrape.components")
 
 
+_JOB_SELECTOR = re.compile(r'\bjob\s*(=~|=)\s*"([^"]*)"')
+
+
+def check_rule_jobs(values: dict, file: str, alerts: dict, default_jobs: dict[str, str]) -> None:
+    """An alert selecting ``job="x"`` can never fire when no scrape component is called x."""
+    jobs = {c["job"] for c in values["scrape"]["components"].values()}
+    blind: dict[str, list[str]] = {}
+    for alert, spec in sorted(alerts.items()):
+        for _, selected in _JOB_SELECTOR.findall(spec["expr"]):
+            for job in selected.split("|"):
+                if job not in jobs and alert not in blind.setdefault(job, []):
+                    blind[job].append(alert)
+    for job, names in sorted(blind.items()):
+        key = next((k for k, j in sorted(default_jobs.items()) if j == job), None)
+        raise ValidationError(
+            f"alerts {', '.join(names)} select job=\"{job}\" but no scrape component has that job name "
+            f"(jobs: {', '.join(sorted(jobs))}); they could never fire. Keep the job name or change the rules "
+            f"in templates_src/rules/", file=file, key=f"scrape.components.{key}.job" if key else "scrape.components")
+
+
 def build(src, out) -> None:
     out.shared["scrape"] = {}
+    default_jobs = {k: c["job"] for k, c in src.defaults.data["scrape"]["components"].items()}
     for name, values in sorted(out.merged_values.items()):
         check(values, src.envs[name].file)
+        check_rule_jobs(values, src.envs[name].file, out.shared.get("alerts", {}), default_jobs)
         out.shared["scrape"][name] = components(values)
