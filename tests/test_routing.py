@@ -238,3 +238,16 @@ def test_routing_objects_with_every_option_on_are_valid_kubernetes_and_crd_manif
     docs = manifests(proc.stdout)
     assert sorted(d["kind"] for d in docs) == ["AlertmanagerConfig", "ConfigMap", "Secret"]
     assert kube.validate(docs, kube.kube_version(ROOT / "chart" / "Chart.yaml")) == []
+
+
+def test_all_nodes_down_mutes_the_pages_it_causes_in_the_same_cluster(configs):
+    import re
+    config = yaml.safe_load(configs["prod"].read_text())
+    muted = set()
+    for rule in config["inhibit_rules"]:
+        if rule["source_matchers"] == ['alertname="VirtEngineNodesDown"'] and rule["equal"] == ["cluster"]:
+            for matcher in rule["target_matchers"]:
+                m = re.fullmatch(r'alertname=~"(.*)"', matcher) or re.fullmatch(r'alertname="(.*)"', matcher)
+                muted |= {name for name in ("VirtEngineNodeDown", "TargetDown", "CometBFTMetricsAbsent")
+                          if re.fullmatch(m.group(1), name)}
+    assert muted == {"VirtEngineNodeDown", "TargetDown", "CometBFTMetricsAbsent"}
