@@ -1,6 +1,6 @@
 {{/* vemon.scrapeName: the object name of one scrape component: <fullname>-<component>; stable across versions and environments. */}}
 {{- define "vemon.scrapeName" -}}
-{{- printf "%s-%s" (include "vemon.fullname" .root) (include "vemon.dnsName" .key) | trunc 63 | trimSuffix "-" }}
+{{- printf "%s-%s" (include "vemon.fullname" .root) (include "vemon.dnsName" .key) }}
 {{- end }}
 
 {{/* vemon.scrapeMeta: metadata of a ServiceMonitor/PodMonitor (name, namespace, labels incl. scrape.labels for the operator's selector). */}}
