@@ -61,7 +61,7 @@ def cmd_diff(args) -> int:
 
 
 def cmd_bundle(args) -> int:
-    from .content import bundle
+    from . import bundle
     files = bundle.write(_root(args), args.env, Path(args.out), helm_major=args.helm)
     print(f"wrote the {args.env} local bundle: {len(files)} files in {args.out}")
     return 0

@@ -31,9 +31,9 @@ from pathlib import Path
 
 import yaml
 
-from .. import tools, yamlio
-from ..errors import GeneratorError
-from . import scrape
+from . import tools, yamlio
+from .errors import GeneratorError
+from .content import scrape
 
 MARKER = ".generated-bundle"
 IMAGES = {  # pinned: the bundle must start the same stack every time
@@ -52,7 +52,7 @@ def _dump(data) -> str:
 
 
 def render_manifests(root: Path, env: str, helm_major: int, tmp: Path, merged: dict) -> list[dict]:
-    from ..build import build
+    from .build import build
     out = build(root, [env])
     for rel, data in out.files.items():
         if rel.startswith("chart/"):
