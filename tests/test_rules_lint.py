@@ -138,7 +138,7 @@ def test_each_slo_gets_sli_rules_over_the_standard_windows_a_budget_and_burn_rat
     rules = _slo_rules(groups, slo)
     records = {r["record"] for r in rules if "record" in r}
     assert records == {f"slo:sli_error:ratio_rate{w}" for w in ("5m", "30m", "1h", "2h", "6h", "1d", "3d")} \
-        | {"slo:error_budget_remaining:ratio"}
+        | {"slo:error_budget_remaining:ratio", "slo:sli_total:rate1h"}
     budget = f"{1 - objective:g}"
     page = next(r for r in rules if r.get("labels", {}).get("burn") == "fast")
     ticket = next(r for r in rules if r.get("labels", {}).get("burn") == "slow")
@@ -149,6 +149,10 @@ def test_each_slo_gets_sli_rules_over_the_standard_windows_a_budget_and_burn_rat
         assert f"ratio_rate{long}{{slo=\"{slo}\"}} > ({factor} * {budget})" in ticket["expr"]
         assert f"ratio_rate{short}{{slo=\"{slo}\"}} > ({factor} * {budget})" in ticket["expr"]
     assert page["labels"]["severity"] == "critical" and ticket["labels"]["severity"] == "warning"
+    minimum = yaml.safe_load((ROOT / "templates_src" / "slos.yaml").read_text())["slos"][slo]["minEventsPerHour"]
+    guard = f"and on (cluster)\n(slo:sli_total:rate1h{{slo=\"{slo}\"}} * 3600 >= {minimum})"
+    assert page["expr"].endswith(guard), "the page alert needs the minimum traffic of the SLO"
+    assert "sli_total" not in ticket["expr"], "the ticket alerts keep no traffic guard"
 
 
 def test_the_brief_slo_alert_names_are_kept(groups):
@@ -178,6 +182,12 @@ SLO_BREAKS = [
      "slos.veid_response_time.sli.total", "by (cluster)"),
     ("an unknown alert kind", lambda s: s["slos"]["order_matching"]["alerts"].update(sms="X"),
      "slos.order_matching.alerts", "allowed: page, ticket"),
+    ("a minimum traffic of zero", lambda s: s["slos"]["order_matching"].update(minEventsPerHour=0),
+     "slos.order_matching.minEventsPerHour", "positive number"),
+    ("a negative minimum traffic", lambda s: s["slos"]["veid_response_time"].update(minEventsPerHour=-20),
+     "slos.veid_response_time.minEventsPerHour", "positive number"),
+    ("a minimum traffic given as text", lambda s: s["slos"]["veid_response_time"].update(minEventsPerHour="20/h"),
+     "slos.veid_response_time.minEventsPerHour", "positive number"),
 ]
 
 

@@ -8,9 +8,15 @@ Each SLO (objective, window, a good/total or error/total query with
   there is no traffic (a zero denominator is no evidence of an outage);
 - ``slo:error_budget_remaining:ratio{slo="<name>"}``: 1 - errors spent over
   the SLO window / budget (can go negative);
+- ``slo:sli_total:rate1h{slo="<name>"}`` when the SLO sets
+  ``minEventsPerHour``: the SLI's events a second over 1h, ``by (cluster)``;
 - multi-window, multi-burn-rate alerts (Google SRE workbook, chapter 5):
   page (critical) at 14.4x over 1h and 5m or 6x over 6h and 30m, ticket
-  (warning) at 3x over 1d and 2h or 1x over 3d and 6h.
+  (warning) at 3x over 1d and 2h or 1x over 3d and 6h. With
+  ``minEventsPerHour`` the page needs at least that many events in the last
+  hour (``and on (cluster)``): on a quiet cluster one failed event is a 100%
+  error ratio, which is no reason to wake anyone; the tickets keep no guard
+  (their long windows gather enough events).
 
 ``rule_groups`` returns the groups in the compact form ``rules.py`` checks;
 an SLO without an alert, an unknown field or a bad objective is an error
@@ -19,6 +25,7 @@ naming the file, line and key.
 from __future__ import annotations
 
 import re
+import textwrap
 
 from ..errors import ValidationError
 from ..yamlio import line_of, load_yaml_file
@@ -30,7 +37,8 @@ BURN_RATES = {
     "page": ("critical", [(14.4, "1h", "5m"), (6, "6h", "30m")], "2m"),
     "ticket": ("warning", [(3, "1d", "2h"), (1, "3d", "6h")], "15m"),
 }
-FIELDS = {"summary", "meaning", "objective", "window", "team", "service", "dashboard", "sli", "alerts"}
+FIELDS = {"summary", "meaning", "objective", "window", "team", "service", "dashboard", "sli", "alerts",
+          "minEventsPerHour"}
 NAME = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
 DURATION = re.compile(r"^[0-9]+[dhw]$")
 
@@ -62,6 +70,14 @@ def load(src) -> dict[str, dict]:
         if isinstance(objective, bool) or not isinstance(objective, (int, float)) or not 0.9 <= objective <= 0.9999:
             raise ValidationError(f"objective must be a fraction between 0.9 and 0.9999, got {objective!r}",
                                   file=FILE, line=line_of(data, ["slos", name, "objective"]), key=f"{key}.objective")
+        if "minEventsPerHour" in spec:
+            minimum = spec["minEventsPerHour"]
+            if isinstance(minimum, bool) or not isinstance(minimum, (int, float)) or not minimum > 0 \
+                    or minimum != minimum or minimum == float("inf"):
+                raise ValidationError(f"minEventsPerHour must be a positive number of SLI events an hour "
+                                      f"(the page alert's minimum traffic), got {minimum!r}",
+                                      file=FILE, line=line_of(data, ["slos", name, "minEventsPerHour"]),
+                                      key=f"{key}.minEventsPerHour")
         if not DURATION.match(str(spec["window"])):
             raise ValidationError(f"window must be a duration in days or weeks like 30d, got {spec['window']!r}",
                                   file=FILE, line=line, key=f"{key}.window")
@@ -116,6 +132,10 @@ def rule_groups(slos: dict[str, dict]) -> list[dict]:
         rules.append({"record": "slo:error_budget_remaining:ratio", "labels": {"slo": name},
                       "expr": f"1 - avg_over_time(slo:sli_error:ratio_rate5m{sel}[{spec['window']}]) "
                               f"/ {_number(budget)}"})
+        minimum = spec.get("minEventsPerHour")
+        if minimum is not None:
+            rules.append({"record": "slo:sli_total:rate1h", "labels": {"slo": name},
+                          "expr": spec["sli"]["total"].replace("${window}", "1h").strip()})
         groups.append({"name": f"virtengine.slo.{name}", "rules": rules})
         for kind, alert_name in spec["alerts"].items():
             severity, rates, hold = BURN_RATES[kind]
@@ -125,9 +145,17 @@ def rule_groups(slos: dict[str, dict]) -> list[dict]:
                 for factor, long, short in rates]
             windows = " or ".join(f"{_number(f)}x over {long} and {short}" for f, long, short in rates)
             percent = f"{spec['objective'] * 100:g}%"
+            expr = "\nor\n".join(conditions)
+            guard = ""
+            if kind == "page" and minimum is not None:
+                # `and` binds tighter than `or`: the guard applies to both burn conditions
+                expr = (f"(\n{textwrap.indent(expr, '  ')}\n)\nand on (cluster)\n"
+                        f"(slo:sli_total:rate1h{sel} * 3600 >= {_number(minimum)})")
+                guard = (f" The page needs at least {_number(minimum)} events an hour in the cluster "
+                         "(one failure on a quiet cluster is no outage).")
             alerts.append({
                 "alert": alert_name,
-                "expr": "\nor\n".join(conditions),
+                "expr": expr,
                 "for": hold,
                 "severity": severity,
                 "team": spec["team"],
@@ -141,7 +169,8 @@ def rule_groups(slos: dict[str, dict]) -> list[dict]:
                                 f"{spec['window']})."),
                 "dashboard": {"uid": spec["dashboard"]},
                 "meaning": (f"{spec.get('meaning', spec['summary'])} Burning {'14.4x/6x' if kind == 'page' else '3x/1x'} "
-                            "the budget over two windows; without traffic there is no SLI and no alert."),
+                            "the budget over two windows; without traffic there is no SLI and no alert."
+                            f"{guard}"),
             })
     groups.append({"name": "virtengine.slo", "rules": alerts})
     return groups
