@@ -46,6 +46,17 @@ def rendered() -> dict:
             for env in ENVIRONMENTS for major in HELM_MAJORS}
 
 
+@pytest.fixture(scope="module")
+def snapshot(tmp_path_factory) -> Path:
+    """The sources copied once per test module and rendered: one consistent chart for its tests."""
+    root = tmp_path_factory.mktemp("project")
+    for name in ("templates_src", "values"):
+        shutil.copytree(ROOT / name, root / name)
+    proc = run_generator(root, "render")
+    assert proc.returncode == 0, proc.stderr
+    return root
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A copy of the project's sources (templates_src, values, chart) to break safely."""

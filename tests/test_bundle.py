@@ -7,7 +7,6 @@ configurations. The rules and Alertmanager configuration must equal what
 """
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import pytest
@@ -17,17 +16,6 @@ import yaml
 from conftest import ENVIRONMENTS, ROOT, helm_template, manifests, run_generator
 from generator import tools
 from localstack import alertmanager, prometheus
-
-
-@pytest.fixture(scope="module")
-def snapshot(tmp_path_factory):
-    """The project's sources, copied once and rendered, so every test sees one consistent chart."""
-    root = tmp_path_factory.mktemp("project")
-    for name in ("templates_src", "values"):
-        shutil.copytree(ROOT / name, root / name)
-    proc = run_generator(root, "render")
-    assert proc.returncode == 0, proc.stderr
-    return root
 
 
 @pytest.fixture(scope="module")

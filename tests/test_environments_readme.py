@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import shlex
-import shutil
 from pathlib import Path
 
 import pytest
@@ -68,15 +67,6 @@ def as_template(argv: list[str], chart: str) -> list[str]:
     if any(a.startswith("oci://") for a in args):
         out = [a for i, a in enumerate(out) if a != "--version" and (i == 0 or out[i - 1] != "--version")]
     return ["template", *out]
-
-
-@pytest.fixture(scope="module")
-def snapshot(tmp_path_factory):
-    root = tmp_path_factory.mktemp("project")
-    for name in ("templates_src", "values"):
-        shutil.copytree(ROOT / name, root / name)
-    assert run_generator(root, "render").returncode == 0
-    return root
 
 
 @pytest.mark.parametrize("command", [c for c in COMMANDS if c.startswith("helm ")])

@@ -32,16 +32,6 @@ def registry(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def snapshot(tmp_path_factory):
-    root = tmp_path_factory.mktemp("project")
-    for name in ("templates_src", "values"):
-        shutil.copytree(ROOT / name, root / name)
-    proc = run_generator(root, "render")
-    assert proc.returncode == 0, proc.stderr
-    return root
-
-
-@pytest.fixture(scope="module")
 def published(registry, snapshot):
     proc = run_generator(snapshot, "publish", "--registry", f"{registry}/charts", "--plain-http")
     assert proc.returncode == 0, proc.stderr
