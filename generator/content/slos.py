@@ -143,8 +143,6 @@ def rule_groups(slos: dict[str, dict]) -> list[dict]:
                 f"(\n  slo:sli_error:ratio_rate{long}{sel} > ({_number(factor)} * {_number(budget)})\n"
                 f"  and\n  slo:sli_error:ratio_rate{short}{sel} > ({_number(factor)} * {_number(budget)})\n)"
                 for factor, long, short in rates]
-            windows = " or ".join(f"{_number(f)}x over {long} and {short}" for f, long, short in rates)
-            percent = f"{spec['objective'] * 100:g}%"
             expr = "\nor\n".join(conditions)
             guard = ""
             if kind == "page" and minimum is not None:
@@ -163,10 +161,10 @@ def rule_groups(slos: dict[str, dict]) -> list[dict]:
                 "labels": {"slo": name, "burn": "fast" if kind == "page" else "slow"},
                 "summary": (f"The {name.replace('_', ' ')} SLO is burning its error budget "
                             f"{'fast: it will be gone within days' if kind == 'page' else 'faster than it refills'}."),
-                "description": (f"SLO {name} ({percent}: {spec['summary'].rstrip('.')}) in cluster "
+                "description": (f"SLO {name} in cluster "
                                 "{{ $labels.cluster }}: error ratio {{ $value | humanizePercentage }} over the "
-                                f"long window ({windows}; budget {_number(budget * 100)}% errors over "
-                                f"{spec['window']})."),
+                                "long window of the burn condition; the objective, burn rates and windows are in "
+                                "the runbook and docs/alerts.md."),
                 "dashboard": {"uid": spec["dashboard"]},
                 "meaning": (f"{spec.get('meaning', spec['summary'])} Burning {'14.4x/6x' if kind == 'page' else '3x/1x'} "
                             "the budget over two windows; without traffic there is no SLI and no alert."

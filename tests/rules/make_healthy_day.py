@@ -81,9 +81,11 @@ app = {**c, "pod": "node-0"}
 for job, inst in (("virtengine-app", "10.0.0.1:1317"), ("provider-daemon", "10.0.2.1:8081"),
                   ("ml-inference", "10.0.1.1:8000"), ("kube-state-metrics", "10.0.9.1:8080")):
     s("up", {**c, "job": job, "namespace": "virtengine", "instance": inst}, const(1))
-for le, r in (("1", 9.5), ("5", 10), ("10", 10), ("+Inf", 10)):
-    s("virtengine_tx_latency_seconds_bucket", {**app, "le": le},
-      counter(r, 0.0, blip=(BLIP, 0 if le in ("1", "5") else 10)))
+# inclusion latency waits for the next 6 s block (p99 about 10 s); Prometheus 3 bucket spelling; at the blip
+# ten transactions take longer than the highest finite bucket
+for le, r in (("5.0", 8.5), ("10.0", 9.95), ("30.0", 10), ("+Inf", 10)):
+    s("virtengine_tx_latency_seconds_bucket", {**app, "chain_id": "virtengine-1", "le": le},
+      counter(r, 0.0, blip=(BLIP, 10 if le == "+Inf" else 0)))
 s("virtengine_veid_pending_verifications", app, gauge(10, 40, blip=(BLIP, 500)))
 s("virtengine_veid_submission_seconds_count", app, counter(100, 0.0))
 s("virtengine_veid_submission_seconds_bucket", {**app, "le": "10"}, counter(99.5, 0.0, blip=(BLIP, -99.5)))
