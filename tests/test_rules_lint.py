@@ -191,6 +191,10 @@ SLO_BREAKS = [
      lambda s: s["slos"]["veid_response_time"]["sli"].update(
          total="sum(rate(virtengine_veid_submission_seconds_count[${window}]))"),
      "slos.veid_response_time.sli.total", "by (cluster)"),
+    ("a bucket bound in one spelling only (Prometheus 2's le=\"10\", not Prometheus 3's le=\"10.0\")",
+     lambda s: s["slos"]["veid_response_time"]["sli"].update(
+         good='sum by (cluster) (rate(virtengine_veid_submission_seconds_bucket{le="10"}[${window}]))'),
+     "slos.veid_response_time.sli.good", 'le=~"10|10\\\\.0"'),
     ("an unknown alert kind", lambda s: s["slos"]["order_matching"]["alerts"].update(sms="X"),
      "slos.order_matching.alerts", "allowed: page, ticket"),
     ("a minimum traffic of zero", lambda s: s["slos"]["order_matching"].update(minEventsPerHour=0),

@@ -43,6 +43,8 @@ FIELDS = {"summary", "meaning", "objective", "window", "team", "service", "dashb
           "minEventsPerHour"}
 NAME = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
 DURATION = re.compile(r"^[0-9]+[dhw]$")
+# an exact match on a histogram bound or a summary quantile: one of the two spellings only (Prometheus 2 vs 3)
+ONE_SPELLING = re.compile(r"\b(le|quantile)\s*=\s*\"")
 
 
 def load(src) -> dict[str, dict]:
@@ -91,6 +93,12 @@ def load(src) -> dict[str, dict]:
         for part, query in sli.items():
             if "${window}" not in str(query):
                 raise ValidationError(f"sli.{part} must contain ${{window}} where the range goes",
+                                      file=FILE, line=line, key=f"{key}.sli.{part}")
+            exact = ONE_SPELLING.search(str(query))
+            if exact:
+                raise ValidationError(f"sli.{part} selects {exact.group(0)}...: Prometheus 3 stores whole-number "
+                                      f"bounds as {exact.group(1)}=\"10.0\" where Prometheus 2 stored "
+                                      f"{exact.group(1)}=\"10\"; match both, e.g. {exact.group(1)}=~\"10|10\\\\.0\"",
                                       file=FILE, line=line, key=f"{key}.sli.{part}")
             if "by (cluster" not in str(query):
                 raise ValidationError(f"sli.{part} must aggregate `by (cluster)` so each cluster has its own SLI",
