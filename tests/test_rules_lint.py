@@ -209,7 +209,7 @@ def test_each_slo_gets_sli_rules_over_the_standard_windows_a_budget_and_burn_rat
     rules = _slo_rules(groups, slo)
     records = {r["record"] for r in rules if "record" in r}
     assert records == {f"slo:sli_error:ratio_rate{w}" for w in ("5m", "30m", "1h", "2h", "6h", "1d", "3d")} \
-        | {"slo:error_budget_remaining:ratio", "slo:sli_total:rate1h"}
+        | {"slo:error_budget_remaining:ratio", "slo:sli_total:rate1h", "slo:sli_total:rate5m", "slo:sli_errors:rate5m"}
     budget = f"{1 - objective:g}"
     page = next(r for r in rules if r.get("labels", {}).get("burn") == "fast")
     ticket = next(r for r in rules if r.get("labels", {}).get("burn") == "slow")
@@ -236,6 +236,17 @@ def test_the_sli_ratio_has_no_series_without_traffic(groups):
     assert "> 0)" in ratio["expr"], "the denominator must be guarded against zero"
 
 
+def test_a_missing_good_series_is_no_data_not_total_failure(groups):
+    """`good or total * 0` would turn a good series that does not exist (le="10" on Prometheus 3) into 100% errors."""
+    ratio = next(r for r in _slo_rules(groups, "veid_response_time") if r.get("record") == "slo:sli_error:ratio_rate1h")
+    assert " or " not in ratio["expr"], ratio["expr"]
+
+
+def test_the_error_budget_weighs_events_not_minutes(groups):
+    budget = next(r for r in _slo_rules(groups, "order_matching") if r.get("record") == "slo:error_budget_remaining:ratio")
+    assert "avg_over_time" not in budget["expr"] and "sum_over_time(slo:sli_errors:rate5m" in budget["expr"]
+
+
 SLO_BREAKS = [
     ("an SLO without alerts", lambda s: s["slos"]["order_matching"].pop("alerts"), "slos.order_matching.alerts",
      "has no alert"),
@@ -251,6 +262,10 @@ SLO_BREAKS = [
      lambda s: s["slos"]["veid_response_time"]["sli"].update(
          total="sum(rate(virtengine_veid_submission_seconds_count[${window}]))"),
      "slos.veid_response_time.sli.total", "by (cluster)"),
+    ("a bucket bound in one spelling only (Prometheus 2's le=\"10\", not Prometheus 3's le=\"10.0\")",
+     lambda s: s["slos"]["veid_response_time"]["sli"].update(
+         good='sum by (cluster) (rate(virtengine_veid_submission_seconds_bucket{le="10"}[${window}]))'),
+     "slos.veid_response_time.sli.good", 'le=~"10|10\\\\.0"'),
     ("an unknown alert kind", lambda s: s["slos"]["order_matching"]["alerts"].update(sms="X"),
      "slos.order_matching.alerts", "allowed: page, ticket"),
     ("a minimum traffic of zero", lambda s: s["slos"]["order_matching"].update(minEventsPerHour=0),
