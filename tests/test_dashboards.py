@@ -116,7 +116,7 @@ BRIEF = [
     ("AC-1 Pod status and restarts", "k8s-pods", ["Pods by phase", "Restarts (1h)", "Crash-looping",
                                                  "Most restarted containers (24h)", "Last termination reason"]),
     ("AC-1 Network I/O and latency", "k8s-network", ["Received by node", "Sent by node", "Errors and drops",
-                                                    "Probe latency", "Probes failing"]),
+                                                    "TCP retransmits by node"]),
     ("AC-1 Storage utilization", "k8s-storage", ["Volume usage", "Volume time to full", "Filesystem usage",
                                                 "Filesystem time to full", "Soonest full"]),
     ("AC-2 Node metrics (block height, sync lag)", "virtengine-overview", [
@@ -170,7 +170,7 @@ def test_money_is_shown_in_tokens_never_as_usd(built):
         assert "currencyUSD" not in json.dumps(dashboard), uid
     revenue = next(p for p in dashlint._panels(built[0]["business-metrics"]) if p["title"] == "Revenue (settlements)")
     assert "virtengine_escrow_settled_amount_total" in revenue["targets"][0]["expr"]
-    assert revenue["targets"][0]["expr"].endswith("/ 1e6")
+    assert '/ 1e6, "denom", "VE", "denom", "uve")' in revenue["targets"][0]["expr"]
 
 
 def test_ratios_guard_their_denominator(built):
