@@ -328,6 +328,23 @@ def _plant_dead_link(d):
     _first(d, "stat")["fieldConfig"]["defaults"]["links"] = [{"title": "x", "url": "/d/no-such-dashboard?x=1"}]
 
 
+def _plant_rolling_daily_bars(d):
+    p = _first(d, "timeseries")
+    p["fieldConfig"]["defaults"]["custom"]["drawStyle"] = "bars"
+    p["targets"][0]["expr"] = "sum(increase(virtengine_provider_workload_starts_total[1d]))"
+
+
+def _plant_percent_on_a_status_table(d):
+    table = next((p for p in dashlint._panels(d) if p["type"] == "table"), None) or _first(d, "stat")
+    table["type"] = "table"
+    table["targets"].append(dict(table["targets"][0], refId="Z"))
+    table["fieldConfig"]["defaults"]["unit"] = "percent"
+
+
+def _plant_float_noise(d):
+    _first(d, "stat")["fieldConfig"]["defaults"]["thresholds"]["steps"][-1]["value"] = 0.1 + 0.2
+
+
 FAULTS = [
     ("bad enum", _plant_bad_enum, "schema", "'bright' is not one of"),
     ("bad variable enum", _plant_bad_variable_hide, "schema", "7 is not one of"),
@@ -340,6 +357,9 @@ FAULTS = [
     ("missing description", _plant_missing_description, "lint", "no description"),
     ("missing refId", _plant_missing_refid, "lint", "has no refId"),
     ("dead link", _plant_dead_link, "lint", "links to dashboard 'no-such-dashboard'"),
+    ("rolling daily bars", _plant_rolling_daily_bars, "lint", "bars of increase(...[1d]) need the panel's and the query's interval '1d'"),
+    ("percent unit on a status table", _plant_percent_on_a_status_table, "lint", "unit 'percent' applies to every column"),
+    ("float noise", _plant_float_noise, "lint", "0.30000000000000004 is float noise"),
 ]
 
 
