@@ -314,16 +314,23 @@ def test_the_catalog_marks_every_module_metric_as_chain_state(catalog):
 
 
 def test_every_panel_over_a_chain_metric_shows_the_same_with_one_or_three_nodes(dashboards, catalog):
-    checked = 0
+    by_metric: dict[str, list] = {}
     for uid, p, t, metric in chain_targets(dashboards, catalog):
+        by_metric.setdefault(metric, []).append((uid, p, t))
+
+    def values(result):
+        return sorted((tuple(sorted((k, v) for k, v in lab.items() if k != "instance")), round(v, 6))
+                      for lab, v in result)
+    checked = 0
+    for metric, targets in sorted(by_metric.items()):
         kind = catalog.metrics[metric].type
-        (one,) = evaluate([q(t["expr"])], _chain_world(metric, kind, 1), at="1d")
-        (three,) = evaluate([q(t["expr"])], _chain_world(metric, kind, 3), at="1d")
-        def values(result):
-            return sorted((tuple(sorted((k, v) for k, v in lab.items() if k != "instance")), round(v, 6))
-                          for lab, v in result)
-        assert values(one) == values(three), f"{uid} {p['title']!r}: {metric} counted once per node: {one} vs {three}"
-        checked += 1
+        exprs = [q(t["expr"]) for _, _, t in targets]
+        ones = evaluate(exprs, _chain_world(metric, kind, 1), at="1d")
+        threes = evaluate(exprs, _chain_world(metric, kind, 3), at="1d")
+        for (uid, p, _), one, three in zip(targets, ones, threes):
+            assert values(one) == values(three), \
+                f"{uid} {p['title']!r}: {metric} counted once per node: {one} vs {three}"
+            checked += 1
     assert checked >= 20
 
 
@@ -338,3 +345,38 @@ def test_the_lint_refuses_a_sum_of_a_chain_metric_across_nodes(dashboards, catal
         next(p for p in panels(bad) if p["type"] == "timeseries")["targets"][0]["expr"] = expr
         problems = dashlint.chain_problems(bad, chain)
         assert any("chainwide" in p for p in problems), f"{expr}: {problems}"
+
+
+# --- bad input is named --------------------------------------------------------------------
+
+BAD_SOURCES = [
+    ("a denom without its exponent", "templates_src/metrics/application.yaml",
+     "    exponent: 6\n", "    exponent: six\n", "denoms[0].exponent"),
+    ("a module metric not marked chain state", "templates_src/metrics/application.yaml",
+     "    source: application\n    scope: chain\n", "    source: application\n    scope: node\n",
+     "virtengine_tx_total"),
+    ("tokens() without the denom placeholder", "templates_src/dashboards/escrow-module.yaml.j2",
+     '"max by (chain_id, denom) (virtengine_escrow_balance_total{" ~ CHAIN ~ "@DENOM@})"',
+     '"max by (chain_id, denom) (virtengine_escrow_balance_total{" ~ CHAIN ~ "})"',
+     "tokens_needs_the_placeholder_DENOM"),
+    ("a panel summing a chain metric over nodes", "templates_src/dashboards/market-module.yaml.j2",
+     '"max by (chain_id) (virtengine_market_orders_active{" ~ CHAIN ~ "})", "Orders waiting for bids."',
+     '"sum(virtengine_market_orders_active{" ~ CHAIN ~ "})", "Orders waiting for bids."',
+     "use the chainwide macro"),
+]
+
+
+@pytest.mark.parametrize("name, path, old, new, says", BAD_SOURCES, ids=[b[0] for b in BAD_SOURCES])
+def test_a_bad_catalog_or_dashboard_source_fails_the_render_by_name(tmp_path, name, path, old, new, says):
+    import shutil
+
+    from conftest import run_generator
+    for folder in ("templates_src", "values"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    target = tmp_path / path
+    text = target.read_text()
+    assert old in text, f"{name}: the source changed; update the planted fault"
+    target.write_text(text.replace(old, new, 1))
+    proc = run_generator(tmp_path, "render")
+    assert proc.returncode == 1, proc.stdout
+    assert says in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
