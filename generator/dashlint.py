@@ -46,6 +46,8 @@ LINK = re.compile(r"/d/([A-Za-z0-9_-]+)")
 # a decimal written with more digits than anyone means: binary float noise (0.1 + 0.2 = 0.30000000000000004)
 MAX_DIGITS = 12
 INCREASE_WINDOW = re.compile(r"increase\([^\[]*\[(\d+[smhdwy])\]\)")
+# Prometheus 3 stores a whole-number bucket bound or quantile as "10.0" where Prometheus 2 stored "10"
+WHOLE_BOUND = re.compile(r'\b(le|quantile)\s*=\s*"(\d+)"')
 NOISE_IN_TEXT = re.compile(r"\d\.\d{%d,}" % (MAX_DIGITS + 1))
 
 
@@ -139,6 +141,10 @@ def structural(dashboard: dict, uids: set[str]) -> list[str]:
                                 f"got {t.get('datasource')!r}")
             if not str(t.get("expr", "")).strip():
                 problems.append(f"{label}: target {t.get('refId')} has no expr")
+            for m in WHOLE_BOUND.finditer(str(t.get("expr", ""))):
+                problems.append(f"{label}: target {t.get('refId')} selects {m.group(0)}, which matches nothing on "
+                                f"Prometheus 3 (it stores {m.group(1)}=\"{m.group(2)}.0\"); match both: "
+                                f"{m.group(1)}=~\"{m.group(2)}|{m.group(2)}\\\\.0\"")
         defaults = panel.get("fieldConfig", {}).get("defaults", {})
         if kind == "timeseries" and (defaults.get("custom") or {}).get("drawStyle") == "bars":
             for t in targets:

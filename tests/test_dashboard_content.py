@@ -380,3 +380,36 @@ def test_a_bad_catalog_or_dashboard_source_fails_the_render_by_name(tmp_path, na
     proc = run_generator(tmp_path, "render")
     assert proc.returncode == 1, proc.stdout
     assert says in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+# --- bucket bounds in both spellings ------------------------------------------------------
+
+_LE = re.compile(r'(\w+)_bucket\{[^}]*\ble\s*=~?\s*"')
+
+
+def _bucket_world(metric: str, spelling: str) -> list[tuple[str, str]]:
+    """Prometheus 2 stores a whole-number bound as le="10", Prometheus 3 as le="10.0" (world fact 5)."""
+    world = []
+    for i in range(2):
+        base = (f'cluster="c1", namespace="virtengine-mainnet", chain_id="virtengine-1", instance="10.0.0.{i}:1317", '
+                f'job="virtengine-app"')
+        for le, per_min in (("1", 30), ("5", 50), ("10", 58), ("30", 60), ("+Inf", 60)):
+            if spelling == "prom3" and le != "+Inf":
+                le = f"{float(le)}"
+            world.append((f'{metric}_bucket{{{base}, le="{le}"}}', f"0+{per_min}x200"))
+        world += [(f"{metric}_count{{{base}}}", "0+60x200"), (f"{metric}_sum{{{base}}}", "0+240x200")]
+    return world
+
+
+def test_every_panel_selecting_a_bucket_bound_reads_prometheus_2_and_3_alike(dashboards):
+    checked = 0
+    for uid, dashboard in sorted(dashboards.items()):
+        for p in panels(dashboard):
+            for t in p.get("targets", []):
+                for metric in set(_LE.findall(t["expr"])):
+                    (two,) = evaluate([q(t["expr"])], _bucket_world(metric, "prom2"), at="2h")
+                    (three,) = evaluate([q(t["expr"])], _bucket_world(metric, "prom3"), at="2h")
+                    assert two, f"{uid} {p['title']!r}: no data on Prometheus 2 spellings"
+                    assert three == two, f"{uid} {p['title']!r}: Prometheus 3 (le=\"10.0\") gives {three}, 2 gives {two}"
+                    checked += 1
+    assert checked >= 1

@@ -345,6 +345,10 @@ def _plant_float_noise(d):
     _first(d, "stat")["fieldConfig"]["defaults"]["thresholds"]["steps"][-1]["value"] = 0.1 + 0.2
 
 
+def _plant_prometheus_2_bucket_bound(d):
+    _first(d, "stat")["targets"][0]["expr"] = 'sum(rate(virtengine_veid_submission_seconds_bucket{le="10"}[5m]))'
+
+
 FAULTS = [
     ("bad enum", _plant_bad_enum, "schema", "'bright' is not one of"),
     ("bad variable enum", _plant_bad_variable_hide, "schema", "7 is not one of"),
@@ -360,6 +364,7 @@ FAULTS = [
     ("rolling daily bars", _plant_rolling_daily_bars, "lint", "bars of increase(...[1d]) need the panel's and the query's interval '1d'"),
     ("percent unit on a status table", _plant_percent_on_a_status_table, "lint", "unit 'percent' applies to every column"),
     ("float noise", _plant_float_noise, "lint", "0.30000000000000004 is float noise"),
+    ("Prometheus 2 bucket bound", _plant_prometheus_2_bucket_bound, "lint", "matches nothing on Prometheus 3"),
 ]
 
 
