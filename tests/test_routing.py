@@ -8,6 +8,7 @@ a key-shaped value fails ``helm template`` with how to reference a Secret.
 """
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -46,6 +47,22 @@ ROUTES = [
      {"prod": "opsgenie-sre-p3", "staging": "opsgenie-sre-p4", "dev": "null"}),
     ("alert with a misspelt severity", {"alertname": "NewThing", "severity": "critcal", "team": "chain"},
      {"prod": "opsgenie-sre-p3", "staging": "opsgenie-sre-p5", "dev": "null"}),
+    # a failing vendor cannot carry its own outage notice: it goes through the other vendor
+    ("PagerDuty failing", {"alertname": "AlertmanagerNotificationsFailing", "severity": "critical", "team": "sre",
+                           "integration": "pagerduty"},
+     {"prod": "opsgenie-sre-p1", "staging": "opsgenie-sre-p3", "dev": "null"}),
+    ("Opsgenie failing", {"alertname": "AlertmanagerNotificationsFailing", "severity": "critical", "team": "sre",
+                          "integration": "opsgenie"},
+     {"prod": "pagerduty-sre", "staging": "opsgenie-sre-p3", "dev": "null"}),
+    ("heartbeat webhook failing", {"alertname": "AlertmanagerNotificationsFailing", "severity": "critical",
+                                   "team": "sre", "integration": "webhook"},
+     {"prod": "pagerduty-sre", "staging": "opsgenie-sre-p3", "dev": "null"}),
+    ("every Alertmanager unreachable", {"alertname": "PrometheusAlertSendFailures", "severity": "critical",
+                                       "team": "sre"},
+     {"prod": "pagerduty-sre", "staging": "opsgenie-sre-p3", "dev": "null"}),
+    ("one Alertmanager of several unreachable", {"alertname": "PrometheusAlertSendFailuresPartial",
+                                                 "severity": "warning", "team": "sre"},
+     {"prod": "opsgenie-sre-p3", "staging": "opsgenie-sre-p4", "dev": "null"}),
 ]
 
 
@@ -255,3 +272,183 @@ def test_all_nodes_down_mutes_the_pages_it_causes_in_the_same_cluster(configs):
                 muted |= {name for name in ("VirtEngineNodeDown", "TargetDown", "CometBFTMetricsAbsent")
                           if re.fullmatch(m.group(1), name)}
     assert muted == {"VirtEngineNodeDown", "TargetDown", "CometBFTMetricsAbsent"}
+
+
+# -- what each receiver sends, and how alerts are grouped and muted (issue 12, section 3) ---------------------
+
+def _receiver_configs(config: dict, kind: str) -> dict[str, dict]:
+    return {r["name"]: c for r in config["receivers"] for c in r.get(f"{kind}_configs", [])}
+
+
+@pytest.mark.parametrize("env", ["prod", "staging"])
+def test_vendor_receivers_send_resolved_so_incidents_close_and_the_heartbeat_does_not(configs, env):
+    """PagerDuty incidents and Opsgenie alerts close when the alert resolves; a heartbeat ping is never a resolve."""
+    config = yaml.safe_load(configs[env].read_text())
+    vendors = {**_receiver_configs(config, "pagerduty"), **_receiver_configs(config, "opsgenie")}
+    assert vendors
+    assert {name: c.get("send_resolved") for name, c in vendors.items()} == {name: True for name in vendors}
+    for name, hook in _receiver_configs(config, "webhook").items():
+        assert hook["send_resolved"] is False, f"{env}: {name} would ping the heartbeat for a resolved Watchdog"
+
+
+def test_heartbeat_sends_no_resolved_notification_in_every_rendering():
+    proc = helm_template("prod", 3, extra=["--set", "alertmanager.alertmanagerConfig.enabled=true",
+                                           "--set", "alertmanager.grafana.enabled=true",
+                                           "--show-only", SECRET_TEMPLATE,
+                                           "--show-only", "templates/alertmanager/alertmanagerconfig.yaml",
+                                           "--show-only", "templates/alertmanager/grafana-alerting.yaml"])
+    docs = {d["kind"]: d for d in manifests(proc.stdout)}
+    config = yaml.safe_load(docs["Secret"]["stringData"]["alertmanager.yaml"])
+    (hook,) = next(r for r in config["receivers"] if r["name"] == "heartbeat")["webhook_configs"]
+    assert hook["send_resolved"] is False
+    cr = next(r for r in docs["AlertmanagerConfig"]["spec"]["receivers"] if r["name"] == "heartbeat")
+    assert cr["webhookConfigs"][0]["sendResolved"] is False
+    prov = yaml.safe_load(docs["ConfigMap"]["data"]["virtengine-alerting.yaml"])
+    point = next(p for p in prov["contactPoints"] if p["name"] == "heartbeat")
+    assert point["receivers"][0]["disableResolveMessage"] is True
+
+
+# the severity Alertmanager sends to PagerDuty (payload.severity: critical, error, warning or info) for each
+# severity label; anything unknown is "error" so a misspelt label still pages at a sensible level
+PD_SEVERITY = [("critical", "critical"), ("warning", "warning"), ("info", "info"), ("critcal", "error"), ("", "error")]
+
+
+@pytest.mark.parametrize("label,expected", PD_SEVERITY, ids=[f"{s or 'none'}->{e}" for s, e in PD_SEVERITY])
+def test_pagerduty_severity_is_mapped_from_the_severity_label(configs, tmp_path, label, expected):
+    """The prod receivers' ``severity`` field rendered by amtool with the chart's templates."""
+    config = yaml.safe_load(configs["prod"].read_text())
+    fields = {c["severity"] for c in _receiver_configs(config, "pagerduty").values()}
+    assert len(fields) == 1, fields
+    data = tmp_path / "data.json"
+    labels = {"alertname": "ConsensusStalled", "cluster": "c1", **({"severity": label} if label else {})}
+    data.write_text(json.dumps({"receiver": "pagerduty-chain", "status": "firing", "alerts": [
+        {"status": "firing", "labels": labels, "annotations": {}, "startsAt": "2026-01-01T00:00:00Z",
+         "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "", "fingerprint": "0123456789abcdef"}],
+        "groupLabels": {}, "commonLabels": labels, "commonAnnotations": {}, "externalURL": "http://am"}))
+    proc = amtool("template", "render", f"--template.glob={configs['prod'].parent}/*.tmpl",
+                  f"--template.text={fields.pop()}", f"--template.data={data}")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == expected
+
+
+def test_alerts_are_grouped_by_alert_cluster_and_chain_in_every_rendering(configs):
+    """One notification per alert name, cluster and chain: inhibitions and the PagerDuty dedup rest on it."""
+    want = yaml.safe_load((ROOT / "values" / "defaults.yaml").read_text())["alertmanager"]["groupBy"]
+    assert want == ["alertname", "cluster", "chain_id"]
+    for env in ENVIRONMENTS:
+        assert yaml.safe_load(configs[env].read_text())["route"]["group_by"] == want, env
+    proc = helm_template("prod", 3, extra=["--set", "alertmanager.alertmanagerConfig.enabled=true",
+                                           "--set", "alertmanager.grafana.enabled=true",
+                                           "--show-only", "templates/alertmanager/alertmanagerconfig.yaml",
+                                           "--show-only", "templates/alertmanager/grafana-alerting.yaml"])
+    docs = {d["kind"]: d for d in manifests(proc.stdout)}
+    assert docs["AlertmanagerConfig"]["spec"]["route"]["groupBy"] == want
+    assert yaml.safe_load(docs["ConfigMap"]["data"]["virtengine-alerting.yaml"])["policies"][0]["group_by"] == want
+
+
+# Every inhibition of prod as a contract: (source matchers, target matchers) -> equal. A changed `equal`
+# (one label more is as broken as one less: the rule stops muting) fails here.
+INHIBITIONS = {
+    (('alertname="ValidatorDown"',), ('alertname="ValidatorsMissingPower"',)): ["cluster", "chain_id"],
+    (('alertname="ValidatorDown"',), ('alertname="ConsensusStalled"',)): ["cluster", "chain_id"],
+    (('alertname="VirtEngineNodesDown"',), ('alertname=~"VirtEngineNodeDown|TargetDown|CometBFTMetricsAbsent"',)):
+        ["cluster"],
+    (('alertname="KubePersistentVolumeAlmostFull"',), ('alertname="KubePersistentVolumeFillingUp"',)):
+        ["cluster", "namespace", "persistentvolumeclaim"],
+    (('alertname="VirtEngineNodeFilesystemAlmostFull"',), ('alertname="NodeFilesystemFillingUp"',)):
+        ["cluster", "instance", "mountpoint"],
+    (('alertname="PrometheusAlertSendFailures"',), ('alertname="PrometheusAlertSendFailuresPartial"',)):
+        ["cluster", "namespace", "pod"],
+    (('slo=~".+"', 'burn="fast"'), ('slo=~".+"', 'burn="slow"')): ["cluster", "slo"],
+    (('alertname="ConsensusStalled"',),
+     ('alertname=~"BlockTimeHigh|NodeSyncLag|MempoolBacklog|ValidatorsMissingPower"',)): ["cluster", "chain_id"],
+    (('alertname="ConsensusStalled"',),
+     ('alertname=~"HighTransactionLatency|OrderMatchingStalled|EscrowSettlementsStalled|VEIDVerificationThroughputLow"',)):
+        ["cluster"],
+}
+
+
+def test_every_inhibition_mutes_with_the_labels_it_was_designed_with(configs):
+    config = yaml.safe_load(configs["prod"].read_text())
+    rendered = {(tuple(r["source_matchers"]), tuple(r["target_matchers"])): r["equal"] for r in config["inhibit_rules"]}
+    assert rendered == INHIBITIONS
+
+
+def _rendered_rules() -> dict[str, dict]:
+    """alert -> rule (labels, expr) as the chart ships it."""
+    rules = {}
+    for path in sorted((ROOT / "chart" / "files" / "rules").glob("*.json")):
+        for rule in json.loads(path.read_text())["rules"]:
+            if "alert" in rule:
+                rules[rule["alert"]] = rule
+    return rules
+
+
+def _matches(matcher: str, labels: dict) -> bool:
+    m = re.fullmatch(r'([a-zA-Z_][a-zA-Z0-9_]*)(=~|!~|!=|=)"(.*)"', matcher)
+    name, op, value = m.groups()
+    have = labels.get(name, "")
+    return {"=": have == value, "!=": have != value, "=~": re.fullmatch(value, have) is not None,
+            "!~": re.fullmatch(value, have) is None}[op]
+
+
+_SERIES_LABELS = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"')
+
+
+def _firing_cases() -> dict[str, list[tuple[str, set[str], set[str]]]]:
+    """alert -> [(where, label names of the case's firing alerts, label names of the test's input series)].
+
+    The exp_labels of a promtool case are what the real Prometheus computed from the inputs (promtool
+    compares them exactly), so they show which labels an expression keeps."""
+    found: dict[str, list] = {}
+    for path in sorted((ROOT / "tests" / "rules").glob("*.test.yaml")):
+        for i, test in enumerate(yaml.safe_load(path.read_text())["tests"]):
+            inputs = {name for s in test.get("input_series", []) for name in _SERIES_LABELS.findall(s["series"])}
+            for case in test.get("alert_rule_test", []):
+                if case.get("exp_alerts"):
+                    labels = {name for alert in case["exp_alerts"] for name in alert.get("exp_labels") or {}}
+                    found.setdefault(case["alertname"], []).append(
+                        (f"{path.name} test {i + 1} at {case['eval_time']}", labels, inputs))
+    return found
+
+
+def _labels_kept(alert: str, rule: dict, label: str, cases: dict) -> str | None:
+    """None when ``alert`` carries ``label``; otherwise why not."""
+    if label in rule.get("labels", {}):
+        return None
+    mine = cases.get(alert, [])
+    dropped = [where for where, labels, inputs in mine if label in inputs and label not in labels]
+    if dropped:
+        return f"{alert} drops {label!r} although its input series have it ({dropped[0]})"
+    if not any(label in labels for _, labels, _ in mine):
+        return f"no firing promtool case of {alert} has {label!r}"
+    return None
+
+
+def test_every_inhibition_label_exists_on_both_the_muting_and_the_muted_alerts(configs):
+    """An `equal` label missing on one side never matches: the inhibition silently mutes nothing (or, missing on
+    both, mutes across clusters or chains). Checked against what the rules keep in their promtool cases."""
+    rules, cases = _rendered_rules(), _firing_cases()
+    config = yaml.safe_load(configs["prod"].read_text())
+    problems = []
+    for inhibit in config["inhibit_rules"]:
+        for side in ("source_matchers", "target_matchers"):
+            alerts = [a for a, rule in rules.items()
+                      if all(_matches(m, {"alertname": a, **rule.get("labels", {})}) for m in inhibit[side])]
+            assert alerts, f"{side} {inhibit[side]} matches no alert of the chart"
+            for alert in alerts:
+                for label in inhibit["equal"]:
+                    why = _labels_kept(alert, rules[alert], label, cases)
+                    if why:
+                        problems.append(f"{inhibit['source_matchers']} -> {inhibit['target_matchers']} "
+                                        f"equal {inhibit['equal']}: {why}")
+    assert not problems, "\n".join(problems)
+
+
+def test_inhibition_label_check_notices_an_alert_that_drops_the_label():
+    """The check above on a rule that aggregates chain_id away (MempoolBacklog as it was)."""
+    cases = {"X": [("t", {"cluster"}, {"cluster", "chain_id", "pod"})]}
+    assert "drops 'chain_id'" in _labels_kept("X", {"labels": {}}, "chain_id", cases)
+    assert "no firing promtool case" in _labels_kept("Y", {"labels": {}}, "chain_id", cases)
+    assert _labels_kept("X", {"labels": {}}, "cluster", cases) is None
+    assert _labels_kept("X", {"labels": {"slo": "a"}}, "slo", cases) is None
