@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import promql_labels
 from conftest import ENVIRONMENTS, HELM_MAJORS, ROOT, helm_template, manifests, run_generator
 from generator import tools
 
@@ -374,14 +375,16 @@ def test_every_inhibition_mutes_with_the_labels_it_was_designed_with(configs):
     assert rendered == INHIBITIONS
 
 
-def _rendered_rules() -> dict[str, dict]:
-    """alert -> rule (labels, expr) as the chart ships it."""
-    rules = {}
+def _rendered_rules() -> tuple[dict[str, dict], dict[str, tuple[str, set[str]]]]:
+    """(alert -> rule, recording rule -> (expr, static label names)) as the chart ships them."""
+    rules, recorded = {}, {}
     for path in sorted((ROOT / "chart" / "files" / "rules").glob("*.json")):
         for rule in json.loads(path.read_text())["rules"]:
             if "alert" in rule:
                 rules[rule["alert"]] = rule
-    return rules
+            else:
+                recorded[rule["record"]] = (rule["expr"], set(rule.get("labels") or {}))
+    return rules, recorded
 
 
 def _matches(matcher: str, labels: dict) -> bool:
@@ -412,10 +415,17 @@ def _firing_cases() -> dict[str, list[tuple[str, set[str], set[str]]]]:
     return found
 
 
-def _labels_kept(alert: str, rule: dict, label: str, cases: dict) -> str | None:
-    """None when ``alert`` carries ``label``; otherwise why not."""
+def _labels_kept(alert: str, rule: dict, label: str, cases: dict, recorded: dict | None = None) -> str | None:
+    """None when ``alert`` carries ``label``; otherwise why not.
+
+    Two kinds of evidence: the labels the expression keeps by its structure (outermost ``by (...)``, set
+    operations, recording rules; ``promql_labels``) where that is certain, and the promtool cases."""
     if label in rule.get("labels", {}):
         return None
+    if "expr" in rule:
+        kept = promql_labels.labels_of(rule["expr"], recorded or {})
+        if kept is not None and label not in kept:
+            return f"{alert}'s expression keeps only {sorted(kept)}, not {label!r}"
     mine = cases.get(alert, [])
     dropped = [where for where, labels, inputs in mine if label in inputs and label not in labels]
     if dropped:
@@ -428,7 +438,7 @@ def _labels_kept(alert: str, rule: dict, label: str, cases: dict) -> str | None:
 def test_every_inhibition_label_exists_on_both_the_muting_and_the_muted_alerts(configs):
     """An `equal` label missing on one side never matches: the inhibition silently mutes nothing (or, missing on
     both, mutes across clusters or chains). Checked against what the rules keep in their promtool cases."""
-    rules, cases = _rendered_rules(), _firing_cases()
+    (rules, recorded), cases = _rendered_rules(), _firing_cases()
     config = yaml.safe_load(configs["prod"].read_text())
     problems = []
     for inhibit in config["inhibit_rules"]:
@@ -438,7 +448,7 @@ def test_every_inhibition_label_exists_on_both_the_muting_and_the_muted_alerts(c
             assert alerts, f"{side} {inhibit[side]} matches no alert of the chart"
             for alert in alerts:
                 for label in inhibit["equal"]:
-                    why = _labels_kept(alert, rules[alert], label, cases)
+                    why = _labels_kept(alert, rules[alert], label, cases, recorded)
                     if why:
                         problems.append(f"{inhibit['source_matchers']} -> {inhibit['target_matchers']} "
                                         f"equal {inhibit['equal']}: {why}")
@@ -452,3 +462,48 @@ def test_inhibition_label_check_notices_an_alert_that_drops_the_label():
     assert "no firing promtool case" in _labels_kept("Y", {"labels": {}}, "chain_id", cases)
     assert _labels_kept("X", {"labels": {}}, "cluster", cases) is None
     assert _labels_kept("X", {"labels": {"slo": "a"}}, "slo", cases) is None
+    assert "keeps only ['cluster']" in _labels_kept(
+        "X", {"labels": {}, "expr": "sum by (cluster) (cometbft_mempool_size) > 100"}, "chain_id", {})
+
+
+# (expression, labels its result carries for sure; None: depends on the targets)
+LABELS_OF = [
+    ("sum by (cluster) (rate(x_total[5m])) > 0.5", {"cluster"}),
+    ("max by (cluster, chain_id) (changes(h[3m])) == 0", {"cluster", "chain_id"}),
+    ("sum(rate(x_total[5m]))", set()),
+    ("x > 3", None),
+    ("sum without (pod) (x)", None),
+    ("a / on (cluster) group_left (chain_id) max by (cluster, chain_id) (b)", None),
+    ("sum by (cluster) (a) / on (cluster) group_left (chain_id) max by (cluster, chain_id) (b)", {"cluster", "chain_id"}),
+    ("sum by (cluster) (a) * on (cluster) group_right (pod) max by (cluster, job) (b)", {"cluster", "job", "pod"}),
+    ("max by (cluster, pod) (a) and on (cluster) sum by (cluster) (b)", {"cluster", "pod"}),
+    ("max by (cluster, pod) (a) unless on (cluster) sum by (cluster) (b)", {"cluster", "pod"}),
+    ("max by (cluster, pod) (a) or sum by (cluster, job) (b)", {"cluster"}),
+    ("group by (cluster) (up) or on () absent(up{job=\"x\",cluster=~\"c.*\"})", set()),
+    ("absent(up{job=\"cometbft\"})", {"job"}),
+    ("vector(1)", set()),
+    ("100 * (count by (cluster, job) (up == 0) / on (cluster, job) count by (cluster, job) (up)) > 10",
+     {"cluster", "job"}),
+    ("histogram_quantile(0.99, sum by (cluster, le) (rate(b_bucket[5m]))) > 2", {"cluster"}),
+    ("label_replace(sum by (cluster) (a), \"team\", \"chain\", \"\", \"\")", {"cluster", "team"}),
+    ("topk by (cluster) (3, sum by (cluster, pod) (a))", {"cluster", "pod"}),
+    ("count_values by (cluster) (\"version\", v)", {"cluster", "version"}),
+    ("rec:metric:ratio > 0.5", {"cluster", "chain_id", "slo"}),
+    ("2 ^ 3 ^ max by (cluster) (a)", {"cluster"}),
+]
+
+
+@pytest.mark.parametrize("expr,expected", LABELS_OF, ids=[e for e, _ in LABELS_OF])
+def test_label_inference_follows_promql(expr, expected):
+    recorded = {"rec:metric:ratio": ("max by (cluster, chain_id) (a) / max by (cluster, chain_id) (b)", {"slo"})}
+    assert promql_labels.labels_of(expr, recorded) == expected
+
+
+def test_label_inference_reads_every_rendered_alert():
+    """Every alert and recording rule of the chart parses (an unreadable one would escape the inhibition check)."""
+    rules, recorded = _rendered_rules()
+    for expr, _ in recorded.values():
+        promql_labels.labels_of(expr, recorded)
+    known = {name: promql_labels.labels_of(rule["expr"], recorded) for name, rule in rules.items()}
+    assert known["ConsensusStalled"] == {"cluster", "chain_id"}
+    assert known["Watchdog"] == set()
