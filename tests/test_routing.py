@@ -507,3 +507,36 @@ def test_label_inference_reads_every_rendered_alert():
     known = {name: promql_labels.labels_of(rule["expr"], recorded) for name, rule in rules.items()}
     assert known["ConsensusStalled"] == {"cluster", "chain_id"}
     assert known["Watchdog"] == set()
+
+
+def test_install_notes_list_the_secrets_alertmanager_must_mount_with_each_teams_own_key():
+    from generator import tools
+    proc = tools.run([tools.helm(4), "install", "--dry-run=client", "vemon", str(ROOT / "chart"), "-n", "monitoring",
+                      "-f", str(ROOT / "values" / "prod.yaml"),
+                      "--set", "alertmanager.teams.chain.pagerdutyRoutingKeySecret.key=pagerduty-routing-key-chain",
+                      "--set", "alertmanager.teams.escrow.pagerdutyRoutingKeySecret.name=escrow-alerting"], timeout=120)
+    notes = proc.stdout.split("NOTES:", 1)[1]
+    assert "alertmanager.alertmanagerSpec.secrets: [escrow-alerting, virtengine-alerting]" in notes
+    listed = [line.strip() for line in notes.splitlines() if line.startswith("  ") and "/" in line
+              and " " not in line.strip()]
+    assert listed == ["escrow-alerting/pagerduty-routing-key", "virtengine-alerting/opsgenie-api-key",
+                      "virtengine-alerting/pagerduty-routing-key", "virtengine-alerting/pagerduty-routing-key-chain"]
+
+
+@pytest.mark.parametrize("team_secret,expected_file", [
+    ({}, "virtengine-alerting/pagerduty-routing-key"),
+    ({"key": "pagerduty-routing-key-chain"}, "virtengine-alerting/pagerduty-routing-key-chain"),
+    ({"name": "chain-alerting"}, "chain-alerting/pagerduty-routing-key"),
+    ({"name": "chain-alerting", "key": "routing-key"}, "chain-alerting/routing-key"),
+], ids=["shared", "own key in the shared Secret", "own Secret, shared key name", "own Secret and key"])
+def test_a_team_pages_with_its_own_routing_key_file_and_the_others_keep_the_shared_one(tmp_path, team_secret,
+                                                                                     expected_file):
+    extra = []
+    for field, value in team_secret.items():
+        extra += ["--set", f"alertmanager.teams.chain.pagerdutyRoutingKeySecret.{field}={value}"]
+    config = yaml.safe_load(alertmanager_files("prod", tmp_path, extra=extra).read_text())
+    files = {name: c["routing_key_file"] for name, c in _receiver_configs(config, "pagerduty").items()}
+    assert files.pop("pagerduty-chain") == f"/etc/alertmanager/secrets/{expected_file}"
+    assert set(files.values()) == {"/etc/alertmanager/secrets/virtengine-alerting/pagerduty-routing-key"}
+    proc = amtool("check-config", str(tmp_path / "alertmanager.yaml"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
