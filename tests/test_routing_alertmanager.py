@@ -234,3 +234,38 @@ def test_a_stalled_chain_mutes_its_mempool_backlog_but_not_another_chains(routin
     assert stalled["inhibitedBy"] == [source["fingerprint"]]
     assert state("virtengine-testnet-2")["state"] == "active"
     assert all("virtengine-testnet-2" in c["message"] for c in r.og.created("MempoolBacklog"))
+
+
+def test_a_pagerduty_outage_reaches_the_on_call_through_opsgenie_end_to_end(tmp_path):
+    """The whole loop on the real tools: PagerDuty answers 500, Alertmanager's failure counters move, the chart's
+    AlertmanagerNotificationsFailing rule fires in Prometheus, and the chart's routing sends it to Opsgenie at P1."""
+    from faults_stack import (Exporter, FlakyOpsgenie, FlakyPagerDuty, chart_alertmanager_config, chart_rules,
+                              metric, write_key_files)
+    stack = Stack(tmp_path)
+    try:
+        pd, og, hook = stack._own(FlakyPagerDuty()), stack._own(FlakyOpsgenie()), stack.webhook()
+        keys = write_key_files(tmp_path / "secrets")
+        pd.routing_keys, og.api_keys = {keys["pagerduty-routing-key"]}, {keys["opsgenie-api-key"]}
+        config = chart_alertmanager_config(tmp_path / "am-config", pagerduty=pd, opsgenie=og, heartbeat=hook,
+                                           secrets_dir=tmp_path / "secrets",
+                                           timers={"critical": FAST, "vendorFailingPagerduty": FAST})
+        am = stack.alertmanager(config)
+        exporter = stack._own(Exporter("".join(
+            metric("cometbft_consensus_height", 1200, chain_id=CHAIN, namespace="virtengine", pod=f"validator-{i}")
+            for i in range(3))))
+        rules = chart_rules(tmp_path / "rules.yaml", {"ConsensusStalled": {"for": "2s", "thresholds.windowMinutes": 1},
+                                                      "AlertmanagerNotificationsFailing": {"for": "2s"}})
+        pd.fail_for(3600)
+        prom = stack.prometheus(rule_files=[rules], scrape_configs=[exporter.scrape_config()], alertmanager=am,
+                                target_labels={"cluster": CLUSTER})
+        created = wait_until(lambda: og.created("AlertmanagerNotificationsFailing"), 120,
+                             lambda: f"no Opsgenie alert; firing: {prom.alerts(state='firing')}\n{am.process.log()}")
+        assert created[0]["priority"] == "P1"
+        assert created[0]["responders"] == [{"type": "team", "name": "virtengine-sre"}]
+        assert "notifications to pagerduty failed" in created[0]["description"]
+        (firing,) = prom.alerts(state="firing", alertname="AlertmanagerNotificationsFailing")
+        assert firing["labels"]["integration"] == "pagerduty"
+        assert pd.valid() == [], "PagerDuty was down: nothing can have been accepted"
+        assert og.invalid() == []
+    finally:
+        stack.close()
