@@ -540,3 +540,13 @@ def test_a_team_pages_with_its_own_routing_key_file_and_the_others_keep_the_shar
     assert set(files.values()) == {"/etc/alertmanager/secrets/virtengine-alerting/pagerduty-routing-key"}
     proc = amtool("check-config", str(tmp_path / "alertmanager.yaml"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_routing_a_failing_vendor_to_itself_fails_render_with_its_key(project):
+    path = project / "values" / "prod.yaml"
+    path.write_text(path.read_text().replace("alertmanager:\n", "alertmanager:\n  routes:\n"
+                                             "    vendorFailingOpsgenie: {notify: opsgenie}\n", 1))
+    proc = run_generator(project, "render")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "values/prod.yaml" in proc.stderr and "alertmanager.routes.vendorFailingOpsgenie.notify" in proc.stderr
+    assert "failing opsgenie" in proc.stderr
