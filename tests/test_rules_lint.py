@@ -159,7 +159,7 @@ DESCRIPTION_FILES = [
     ("warning.yaml.j2", "NodeSyncLag", "(limit ${maxBlocksBehind}) for ${for}.", "(limit ${maxBlocksBehind}) for 10 minutes."),
     ("business.yaml.j2", "EscrowSettlementsStalled", "(then held for ${for})", "(plus 30m hold)"),
     ("infrastructure.yaml.j2", "KubeNodeNotReady", "has not been Ready for ${for};", "has not been Ready for 15 minutes;"),
-    ("meta.yaml.j2", "PrometheusNotConnectedToAlertmanagers", "no Alertmanager for ${for}.", "no Alertmanager for 10m."),
+    ("meta.yaml.j2", "PrometheusNotConnectedToAlertmanagers", "no Alertmanager for ${for};", "no Alertmanager for 10m;"),
 ]
 
 
