@@ -29,6 +29,9 @@ KINDS = ("pagerduty", "opsgenie", "webhook", "grafana")
 TEMPLATE_USE = re.compile(r'\{\{-?\s*template\s+"([^"]+)"')
 TEMPLATE_DEF = re.compile(r'\{\{-?\s*define\s+"([^"]+)"')
 ALERTNAME = re.compile(r'^alertname(=~|=)"(.*)"$')
+# alerts of kube-prometheus-stack that the routing may name although this chart does not define them:
+# InfoInhibitor (severity none) fires while info alerts fire without a warning or critical one beside them
+EXTERNAL_ALERTS = {"InfoInhibitor"}
 
 
 def _strings(node):
@@ -62,14 +65,14 @@ def check_values(alertmanager: dict, alerts: set[str], groups: set[str], where: 
                                       file=where, key=f"alertmanager.routes.{key}.ruleGroups")
         for matcher in route.get("matchers") or []:
             for name in _alert_names(matcher):
-                if name not in alerts:
+                if name not in alerts and name not in EXTERNAL_ALERTS:
                     raise ValidationError(f"no alert named {name!r} (in {matcher}); a renamed or removed alert?",
                                           file=where, key=f"alertmanager.routes.{key}.matchers")
     for key, rule in sorted((alertmanager.get("inhibitions") or {}).items()):
         for side in ("sourceMatchers", "targetMatchers"):
             for matcher in rule.get(side) or []:
                 for name in _alert_names(matcher):
-                    if name not in alerts:
+                    if name not in alerts and name not in EXTERNAL_ALERTS:
                         raise ValidationError(f"no alert named {name!r} (in {matcher}); a renamed or removed alert?",
                                               file=where, key=f"alertmanager.inhibitions.{key}.{side}")
 
