@@ -528,3 +528,192 @@ def test_the_integration_folder_holds_one_documented_file_per_environment():
     text = (INTEGRATIONS / "prod.yaml").read_text()
     stripped = re.sub(r"\n\s*# folderAnnotation -- [^\n]*", "", text)
     assert [m.split(": ")[1] for m in undocumented_keys(stripped)] == ["folderAnnotation"]
+
+
+# --- the union of both charts' rules: one incident, one notification ------------------------------
+# Series as kube-prometheus-stack scrapes them (its ServiceMonitors' job, namespace, service and endpoint
+# labels; kube-state-metrics with honorLabels, so a pod's own namespace), on a healthy cluster: every
+# control-plane and exporter target up, three VirtEngine nodes committing blocks. `cluster` comes from the
+# default scrape class when the integration values are used, and is absent on a stack without it.
+# promtool checks exactly which alerts fire (every label); the real Alertmanager, with this chart's
+# configuration, then receives them and must leave exactly one not inhibited: the incident notifies once.
+
+NODES = ("10.0.0.1", "10.0.0.2", "10.0.0.3")
+KSM = 'job="kube-state-metrics",instance="10.0.1.5:8080",service="kube-prometheus-stack-kube-state-metrics",endpoint="http"'
+NODE_EXPORTER = ('job="node-exporter",namespace="monitoring",service="kube-prometheus-stack-prometheus-node-exporter",'
+                 'endpoint="http-metrics",container="node-exporter"')
+ROOT_FS = 'device="/dev/nvme0n1p1",fstype="ext4",mountpoint="/"'
+POD = 'namespace="virtengine-mainnet",pod="virtengine-faucet-7d9f8-x2kq"'
+DISK = f'{NODE_EXPORTER},instance="10.0.0.2:9100",{ROOT_FS}'
+
+
+def healthy(minutes: int) -> dict[str, str]:
+    series = {}
+    for job, labels in (("apiserver", 'namespace="default",service="kubernetes",endpoint="https",instance="10.0.0.1:6443"'),
+                        ("kube-controller-manager", 'namespace="kube-system",instance="10.0.0.1:10257"'),
+                        ("kube-scheduler", 'namespace="kube-system",instance="10.0.0.1:10259"'),
+                        ("kube-proxy", 'namespace="kube-system",instance="10.0.0.1:10249"'),
+                        ("kube-state-metrics", 'namespace="monitoring",instance="10.0.1.5:8080"'),
+                        ("kube-prometheus-stack-prometheus", 'namespace="monitoring",instance="10.0.1.6:9090"'),
+                        ("kube-prometheus-stack-alertmanager", 'namespace="monitoring",instance="10.0.1.7:9093"')):
+        series[f'up{{job="{job}",{labels}}}'] = f"1x{minutes}"
+    for ip in NODES:
+        series[f'up{{job="kubelet",metrics_path="/metrics",namespace="kube-system",instance="{ip}:10250",node="n-{ip[-1]}"}}'] = f"1x{minutes}"
+        series[f'up{{{NODE_EXPORTER},instance="{ip}:9100"}}'] = f"1x{minutes}"
+        series[f'node_filesystem_size_bytes{{{NODE_EXPORTER},instance="{ip}:9100",{ROOT_FS}}}'] = f"100000000000x{minutes}"
+        series[f'node_filesystem_avail_bytes{{{NODE_EXPORTER},instance="{ip}:9100",{ROOT_FS}}}'] = f"60000000000x{minutes}"
+        series[f'node_filesystem_readonly{{{NODE_EXPORTER},instance="{ip}:9100",{ROOT_FS}}}'] = f"0x{minutes}"
+    for i, ip in enumerate(("10.0.2.1", "10.0.2.2", "10.0.2.3")):
+        node = f'namespace="virtengine-mainnet",pod="virtengine-node-{i}",instance="{ip}:26660",chain_id="virtengine-1"'
+        series[f'up{{job="cometbft",{node}}}'] = f"1x{minutes}"
+        series[f'cometbft_consensus_height{{job="cometbft",{node}}}'] = f"1000+10x{minutes}"
+    return series
+
+
+# incident -> (minutes of series, evaluated at, series replacing or adding to the healthy ones,
+#              the alerts that fire (labels besides cluster), the one that notifies)
+INCIDENTS = {
+    # a Deployment's pod whose container keeps crashing from minute 10: waiting in CrashLoopBackOff between
+    # restarts, Running and not ready (kube-state-metrics' pod series)
+    "a crash-looping pod": (40, "30m", {
+        f'kube_pod_container_status_waiting_reason{{{KSM},{POD},container="faucet",reason="CrashLoopBackOff"}}':
+            "_x10 1x30",
+        f'kube_pod_container_status_restarts_total{{{KSM},{POD},container="faucet"}}': "0x10 0+0.2x30",
+        f'kube_pod_status_phase{{{KSM},{POD},phase="Running"}}': "1x40",
+        f'kube_pod_status_phase{{{KSM},{POD},phase="Pending"}}': "0x40",
+        f'kube_pod_status_ready{{{KSM},{POD},condition="true"}}': "1x10 0x30",
+        f'kube_pod_owner{{{KSM},{POD},owner_kind="ReplicaSet",owner_name="virtengine-faucet-7d9f8"}}': "1x40",
+    }, [
+        f'alertname="KubePodCrashLooping",{POD},container="faucet",severity="warning",team="platform",service="kubernetes"',
+        f'alertname="KubePodNotReady",{POD},job="kube-state-metrics",severity="warning"',
+    ], 'alertname="KubePodCrashLooping"'),
+    # node 10.0.0.2's root filesystem fills at 1 GB a minute and stays full (1 GB free) from minute 44
+    "a full disk": (90, "80m", {
+        f'node_filesystem_avail_bytes{{{NODE_EXPORTER},instance="10.0.0.2:9100",{ROOT_FS}}}':
+            "45000000000-1000000000x44 1000000000x46",
+    }, [
+        # the rule's own service label replaces the target's
+        f'alertname="NodeFilesystemFillingUp",{DISK},severity="warning",team="platform",service="kubernetes"',
+        f'alertname="NodeFilesystemAlmostOutOfSpace",{DISK},severity="warning"',
+        f'alertname="NodeFilesystemAlmostOutOfSpace",{DISK},severity="critical"',
+    ], 'alertname="NodeFilesystemAlmostOutOfSpace",severity="critical"'),
+    # node-exporter on 10.0.0.3 stops answering at minute 10 (one of the job's three targets)
+    "a dead target": (30, "25m", {
+        f'up{{{NODE_EXPORTER},instance="10.0.0.3:9100"}}': "1x10 0x20",
+    }, [
+        'alertname="TargetDown",job="node-exporter",namespace="monitoring",severity="warning",team="platform",'
+        'service="monitoring"',
+    ], 'alertname="TargetDown"'),
+}
+
+
+def with_cluster(selector: str, cluster: str | None) -> str:
+    return selector if cluster is None else selector.replace("{", f'{{cluster="{cluster}",', 1)
+
+
+def label_set(text: str, cluster: str | None) -> dict[str, str]:
+    labels = dict(re.findall(r'([a-zA-Z_]+)="([^"]*)"', text))
+    return {**labels, "cluster": cluster} if cluster else labels
+
+
+def promtool_case(name: str, cluster: str | None) -> dict:
+    minutes, at, changes, alerts, _ = INCIDENTS[name]
+    series = {**healthy(minutes), **changes}
+    exp = []
+    for text in alerts:
+        labels = {**label_set(text, cluster), "alertstate": "firing"}
+        exp.append({"labels": "ALERTS{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}",
+                    "value": 1})
+    return {
+        "name": f"{name}, {'cluster ' + cluster if cluster else 'no cluster label'}",
+        "interval": "1m",
+        "input_series": [{"series": with_cluster(s, cluster), "values": v} for s, v in sorted(series.items())],
+        "promql_expr_test": [{
+            # every firing alert but ours that always fires by design (the Watchdog heartbeat)
+            "expr": 'ALERTS{alertstate="firing",alertname!="Watchdog"}', "eval_time": at, "exp_samples": exp}],
+    }
+
+
+@pytest.fixture(scope="module")
+def union_rules(pair, tmp_path_factory) -> Path:
+    """Both charts' enabled rules of prod in one rule file, as the stack's Prometheus loads them."""
+    stack, ours = pair[("prod", 3)]
+    folder = tmp_path_factory.mktemp("union")
+    groups = [g for rule in kinds(stack, "PrometheusRule") + kinds(ours, "PrometheusRule") for g in rule["spec"]["groups"]]
+    (folder / "rules.yaml").write_text(yaml.safe_dump({"groups": groups}, sort_keys=False))
+    return folder
+
+
+def test_on_the_union_of_both_charts_rules_each_incident_fires_exactly_these_alerts(union_rules):
+    cluster = env_values("prod")["global"]["cluster"]
+    tests = [promtool_case(name, c) for name in INCIDENTS for c in (cluster, None)]
+    quiet = {"name": "a healthy cluster", "interval": "1m",
+             "input_series": [{"series": with_cluster(s, cluster), "values": v} for s, v in sorted(healthy(40).items())],
+             "promql_expr_test": [{"expr": 'ALERTS{alertstate="firing",alertname!="Watchdog"}', "eval_time": "30m",
+                                   "exp_samples": []}]}
+    (union_rules / "incidents.test.yaml").write_text(yaml.safe_dump(
+        {"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": [quiet, *tests]}, sort_keys=False))
+    proc = tools.run([tools.find("promtool"), "test", "rules", "incidents.test.yaml"], cwd=union_rules, check=False,
+                     timeout=900)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+
+
+def left_to_notify(folder: Path, extra: list[str], settled: bool = True) -> dict:
+    """Posts the alerts of every incident (with and without cluster) to the real Alertmanager running this
+    chart's prod configuration; returns {(incident, cluster): (alerts left to notify, the one expected)}."""
+    import time
+
+    import requests
+
+    from localstack import alertmanager
+    folder.mkdir(parents=True, exist_ok=True)
+    secrets = folder / "secrets"
+    proc = helm_template("prod", 3, extra=["--set", f"alertmanager.templatesPath={folder}", "--set",
+                                           f"alertmanager.secretsMountPath={secrets}", *extra, "--show-only",
+                                           "templates/alertmanager/config-secret.yaml"])
+    (secret,) = manifests(proc.stdout)
+    for key, text in secret["stringData"].items():
+        (folder / key).write_text(text)
+    for path in secret_paths(yaml.safe_load(secret["stringData"]["alertmanager.yaml"])):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text("0123456789abcdef\n")
+    cluster = env_values("prod")["global"]["cluster"]
+    posted = {}
+    for name, (_, _, _, alerts, notifies) in INCIDENTS.items():
+        for c in (cluster, None):
+            sets = [label_set(text, c) for text in alerts]
+            primary = label_set(notifies, None)
+            posted[(name, c)] = (sets, [s for s in sets if primary.items() <= s.items()])
+    with alertmanager(folder / "alertmanager.yaml", folder) as url:
+        body = [{"labels": labels, "annotations": {"summary": "test"}} for sets, _ in posted.values() for labels in sets]
+        requests.post(f"{url}/api/v2/alerts", json=body, timeout=10).raise_for_status()
+
+        def left() -> dict:
+            state = requests.get(f"{url}/api/v2/alerts", timeout=10).json()
+            free = [a["labels"] for a in state if not a["status"]["inhibitedBy"]]
+            seen = [a["labels"] for a in state]
+            return {key: ([s for s in sets if s in free], primary, all(s in seen for s in sets))
+                    for key, (sets, primary) in posted.items()}
+
+        # the inhibitor learns of the muting alerts asynchronously: poll until each incident is settled
+        # (settled=False: until every alert is in; nothing can mute them later)
+        deadline = time.monotonic() + 30
+        while True:
+            result = left()
+            done = all(seen and (free == primary or not settled) for free, primary, seen in result.values())
+            if done or time.monotonic() > deadline:
+                return {key: (free, primary) for key, (free, primary, _) in result.items()}
+            time.sleep(0.2)
+
+
+def test_alertmanager_with_our_configuration_notifies_each_incident_once(tmp_path):
+    """The alerts promtool saw fire, posted to the real Alertmanager with this chart's prod configuration:
+    for each incident, with and without cluster, exactly one is left to notify (the others inhibited)."""
+    for key, (free, primary) in left_to_notify(tmp_path / "ours", []).items():
+        assert len(primary) == 1 and free == primary, f"{key}: left to notify {free}, expected {primary}"
+    # without the inhibitions that join the stack's alerts to ours, the pod and the disk notify twice or more
+    off = []
+    for key in ("criticalMutesWarningTwin", "crashLoopingMutesPodNotReady", "filesystemAlmostFullMutesFillingUp"):
+        off += ["--set", f"alertmanager.inhibitions.{key}.enabled=false"]
+    twice = {key[0] for key, (free, _) in left_to_notify(tmp_path / "without", off, settled=False).items() if len(free) > 1}
+    assert twice == {"a crash-looping pod", "a full disk"}

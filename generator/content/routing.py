@@ -29,9 +29,11 @@ KINDS = ("pagerduty", "opsgenie", "webhook", "grafana")
 TEMPLATE_USE = re.compile(r'\{\{-?\s*template\s+"([^"]+)"')
 TEMPLATE_DEF = re.compile(r'\{\{-?\s*define\s+"([^"]+)"')
 ALERTNAME = re.compile(r'^alertname(=~|=)"(.*)"$')
-# alerts of kube-prometheus-stack that the routing may name although this chart does not define them:
-# InfoInhibitor (severity none) fires while info alerts fire without a warning or critical one beside them
-EXTERNAL_ALERTS = {"InfoInhibitor"}
+# alerts of kube-prometheus-stack's default rules, left on beside this chart (integrations/kube-prometheus-stack),
+# that the routing may name although this chart does not define them: InfoInhibitor (severity none) fires while
+# info alerts fire without a warning or critical one beside them; KubePodNotReady and
+# NodeFilesystemAlmostOutOfSpace fire with our KubePodCrashLooping and NodeFilesystemFillingUp in one incident
+EXTERNAL_ALERTS = {"InfoInhibitor", "KubePodNotReady", "NodeFilesystemAlmostOutOfSpace"}
 
 
 def _strings(node):
