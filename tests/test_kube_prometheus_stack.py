@@ -717,3 +717,43 @@ def test_alertmanager_with_our_configuration_notifies_each_incident_once(tmp_pat
         off += ["--set", f"alertmanager.inhibitions.{key}.enabled=false"]
     twice = {key[0] for key, (free, _) in left_to_notify(tmp_path / "without", off, settled=False).items() if len(free) > 1}
     assert twice == {"a crash-looping pod", "a full disk"}
+
+
+# --- single cluster (no cluster label) and multi-cluster ------------------------------------------
+
+def cluster_problems(ours: list[dict]) -> list[str]:
+    """What breaks when the stack's series carry no cluster label (a single cluster without the scrape class):
+    a cluster variable that cannot be All, a panel that matches cluster exactly, an alert whose link or
+    description names an empty cluster."""
+    problems = []
+    for cm in kinds(ours, "ConfigMap"):
+        if "virtengine.io/dashboard" not in (cm["metadata"].get("labels") or {}):
+            continue
+        for text in cm["data"].values():
+            dashboard = json.loads(text)
+            var = next((v for v in dashboard["templating"]["list"] if v["name"] == "cluster"), None)
+            if var and not (var.get("includeAll") and var.get("allValue") == ".*"):
+                problems.append(f"{dashboard['uid']}: the cluster variable has no All matching an absent label")
+            if re.search(r'cluster\s*=\s*\\?"\$cluster', text):
+                problems.append(f"{dashboard['uid']}: a query matches cluster=\"$cluster\" exactly (no series without it)")
+    for rule in kinds(ours, "PrometheusRule"):
+        for group in rule["spec"]["groups"]:
+            for r in group["rules"]:
+                ann = r.get("annotations") or {}
+                for key in ("dashboard_url", "description"):
+                    outside = re.sub(r"\{\{ with \$labels\.cluster \}\}.*?\{\{ end \}\}", "", ann.get(key, ""))
+                    if "$labels.cluster" in outside or "var-cluster=" in outside:
+                        problems.append(f"{r['alert']}: {key} names the cluster even when the alert has none")
+    return problems
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_dashboards_and_alerts_work_with_and_without_a_cluster_label(pair, env):
+    ours = pair[(env, 3)][1]
+    assert cluster_problems(ours) == []
+    # the alert links and descriptions as they were: var-cluster= empty and "in cluster " without one
+    old = copy.deepcopy(ours)
+    rule = next(r for p in kinds(old, "PrometheusRule") for g in p["spec"]["groups"] for r in g["rules"]
+                if r.get("alert") == "KubeNodeNotReady")
+    rule["annotations"]["dashboard_url"] = "https://grafana/d/k8s-nodes?var-cluster={{ $labels.cluster }}&var-node=n1"
+    assert cluster_problems(old) == ["KubeNodeNotReady: dashboard_url names the cluster even when the alert has none"]
