@@ -757,3 +757,21 @@ def test_dashboards_and_alerts_work_with_and_without_a_cluster_label(pair, env):
                 if r.get("alert") == "KubeNodeNotReady")
     rule["annotations"]["dashboard_url"] = "https://grafana/d/k8s-nodes?var-cluster={{ $labels.cluster }}&var-node=n1"
     assert cluster_problems(old) == ["KubeNodeNotReady: dashboard_url names the cluster even when the alert has none"]
+
+
+def test_the_generator_owns_the_integration_folder_whole(project):
+    from conftest import run_generator
+    assert run_generator(project, "render").returncode == 0
+    folder = project / "integrations" / "kube-prometheus-stack"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(f"{e}.yaml" for e in ENVIRONMENTS)
+    # a stale file and a changed cluster: `render --check` names both; `render` removes and rewrites them
+    (folder / "qa.yaml").write_text("prometheus: {}\n")
+    prod = project / "values" / "prod.yaml"
+    prod.write_text(prod.read_text().replace("cluster: virtengine-prod", "cluster: virtengine-prod-2"))
+    proc = run_generator(project, "render", "--check")
+    assert proc.returncode == 1
+    assert "not generated from any source (remove it): integrations/kube-prometheus-stack/qa.yaml" in proc.stderr
+    assert "differs: integrations/kube-prometheus-stack/prod.yaml" in proc.stderr
+    assert run_generator(project, "render").returncode == 0
+    assert not (folder / "qa.yaml").exists() and "replacement: virtengine-prod-2" in (folder / "prod.yaml").read_text()
+    assert not list(folder.parent.glob(".kube-prometheus-stack.*"))
