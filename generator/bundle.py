@@ -59,7 +59,7 @@ def render_manifests(root: Path, env: str, helm_major: int, tmp: Path, merged: d
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             (tmp / rel).write_bytes(data)
     merged.update(out.merged_values[env])
-    sets = []
+    sets = ["--set", "datasources.reuseStackPrometheus=false"]   # no kube-prometheus-stack here: our Prometheus datasource
     for key, item in sorted(merged.get("datasources", {}).get("items", {}).items()):
         if item.get("type") in COMPOSE_URLS:
             sets += ["--set", f"datasources.items.{key}.url={COMPOSE_URLS[item['type']]}"]

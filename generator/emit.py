@@ -1,7 +1,8 @@
 """Writes generated files, or compares them with what is on disk.
 
-The generator owns ``chart/`` whole: it renders the complete tree into a
-temporary folder beside it and swaps the two folders in one step, so a
+The generator owns ``chart/`` (and ``integrations/kube-prometheus-stack/``)
+whole: it renders the complete tree into a temporary folder beside it and
+swaps the two folders in one step, so a
 failed or interrupted render never leaves ``chart/`` half-written and a
 removed source removes its output. Other generated files (docs) are
 replaced one by one through a temporary file and a rename.
@@ -18,6 +19,8 @@ from pathlib import Path
 from .errors import GeneratorError, StaleError
 
 OWNED_DIR = "chart"
+# folders the generator owns whole: each rendered into a temporary folder beside it and swapped in
+OWNED_DIRS = (OWNED_DIR, "integrations/kube-prometheus-stack")
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
@@ -33,32 +36,39 @@ def _exchange(a: Path, b: Path) -> bool:
     return fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0
 
 
+def _owner(rel: str) -> str | None:
+    return next((d for d in OWNED_DIRS if rel.startswith(d + "/")), None)
+
+
 def recover(root: Path) -> None:
     """Cleans what an interrupted earlier run left behind."""
-    for leftover in root.glob(f".{OWNED_DIR}.*.tmp"):
-        shutil.rmtree(leftover, ignore_errors=True)
-    for leftover in root.glob(f".{OWNED_DIR}.*.old"):
-        if not (root / OWNED_DIR).exists():
-            leftover.rename(root / OWNED_DIR)
-        else:
+    for owned in OWNED_DIRS:
+        target = root / owned
+        if not target.parent.is_dir():
+            continue
+        for leftover in target.parent.glob(f".{target.name}.*.tmp"):
             shutil.rmtree(leftover, ignore_errors=True)
+        for leftover in target.parent.glob(f".{target.name}.*.old"):
+            if not target.exists():
+                leftover.rename(target)
+            else:
+                shutil.rmtree(leftover, ignore_errors=True)
 
 
-def write(root: Path, files: dict[str, bytes]) -> None:
-    recover(root)
-    owned = {k: v for k, v in files.items() if k.startswith(OWNED_DIR + "/")}
-    others = {k: v for k, v in files.items() if not k.startswith(OWNED_DIR + "/")}
-    target = root / OWNED_DIR
+def _swap_in(root: Path, owned: str, files: dict[str, bytes]) -> None:
+    """Writes ``files`` (paths under ``owned``) into a new folder and swaps it with ``owned`` in one step."""
+    target = root / owned
     if target.is_symlink() or (target.exists() and not target.is_dir()):
-        raise GeneratorError(f"{OWNED_DIR} is not a folder; the generator owns {OWNED_DIR}/ and rewrites it whole: "
+        raise GeneratorError(f"{owned} is not a folder; the generator owns {owned}/ and rewrites it whole: "
                              f"move it away and render again", file=str(target))
-    tmp = Path(tempfile.mkdtemp(prefix=f".{OWNED_DIR}.", suffix=".tmp", dir=root))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     umask = os.umask(0)
     os.umask(umask)
     tmp.chmod(0o777 & ~umask)   # mkdtemp's 0700 would hide chart/ from other users (CI containers, a shared checkout)
     try:
-        for rel, data in sorted(owned.items()):
-            path = tmp / rel[len(OWNED_DIR) + 1:]
+        for rel, data in sorted(files.items()):
+            path = tmp / rel[len(owned) + 1:]
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
         if target.exists() and _exchange(tmp, target):
@@ -74,6 +84,15 @@ def write(root: Path, files: dict[str, bytes]) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def write(root: Path, files: dict[str, bytes]) -> None:
+    recover(root)
+    for owned in OWNED_DIRS:
+        mine = {k: v for k, v in files.items() if _owner(k) == owned}
+        if mine or owned == OWNED_DIR or (root / owned).exists():
+            _swap_in(root, owned, mine)
+    others = {k: v for k, v in files.items() if _owner(k) is None}
     for rel, data in sorted(others.items()):
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -84,13 +103,14 @@ def write(root: Path, files: dict[str, bytes]) -> None:
 
 def on_disk(root: Path, files: dict[str, bytes]) -> dict[str, bytes]:
     current: dict[str, bytes] = {}
-    chart = root / OWNED_DIR
-    if chart.exists():
-        for p in sorted(chart.rglob("*")):
-            if p.is_file():
-                current[str(p.relative_to(root))] = p.read_bytes()
+    for owned in OWNED_DIRS:
+        folder = root / owned
+        if folder.is_dir():
+            for p in sorted(folder.rglob("*")):
+                if p.is_file():
+                    current[str(p.relative_to(root))] = p.read_bytes()
     for rel in files:
-        if not rel.startswith(OWNED_DIR + "/") and (root / rel).is_file():
+        if _owner(rel) is None and (root / rel).is_file():
             current[rel] = (root / rel).read_bytes()
     return current
 

@@ -32,7 +32,7 @@ from . import tools
 from .errors import ValidationError
 
 ALERT_NAME = re.compile(r"^[A-Z][A-Za-z0-9]{2,39}$")
-SEVERITIES = ("critical", "warning", "info")
+SEVERITIES = ("critical", "warning", "info", "none")
 MAX_RULES = 20
 _AGG = re.compile(r"\b(sum|avg|max|min|count|group|stddev|stdvar|topk|bottomk|quantile|count_values)\s*"
                   r"(by|without)?\s*(\(([^()]*)\))?\s*\(")
@@ -134,7 +134,7 @@ def lint_groups(groups: list[dict], *, catalog, runbooks: Path, dashboards: dict
                 raise ValidationError(f"{where}: alert {alert}: dashboard_url {ann['dashboard_url']!r} opens no "
                                       f"dashboard of the chart ({', '.join(sorted(dashboards))})")
             known = dashboards[uid.group(1)]
-            for var in re.findall(r"[?&]var-([A-Za-z0-9_]+)=", ann["dashboard_url"]):
+            for var in re.findall(r"(?:[?&]|\}\})var-([A-Za-z0-9_]+)=", ann["dashboard_url"]):
                 if known is not None and var not in known:
                     raise ValidationError(f"{where}: alert {alert}: dashboard {uid.group(1)} has no variable {var!r} "
                                           f"(it has: {', '.join(sorted(known))})")

@@ -20,6 +20,20 @@ def provisioning(docs: list[dict]) -> dict:
     return yaml.safe_load(cms[0]["data"]["virtengine-datasources.yaml"])
 
 
+def reuses_stack(env: str) -> bool:
+    """The environment leaves the Prometheus datasource to kube-prometheus-stack (its uid prometheus)."""
+    data = yaml.safe_load((ROOT / "values" / f"{env}.yaml").read_text()) or {}
+    return bool((data.get("datasources") or {}).get("reuseStackPrometheus"))
+
+
+STANDALONE = {"datasources": {"reuseStackPrometheus": False}}
+
+
+def standalone(values: dict) -> dict:
+    """values with the chart's own Prometheus datasource (no kube-prometheus-stack)."""
+    return {**values, "datasources": {**STANDALONE["datasources"], **values.get("datasources", {})}}
+
+
 def with_values(tmp_path, values: dict, major: int = 3, check: bool = True):
     extra = tmp_path / "extra.yaml"
     extra.write_text(yaml.safe_dump(values))
@@ -33,7 +47,9 @@ def test_provisioning_file_has_api_version_1_known_types_and_exactly_one_default
     assert prov["apiVersion"] == 1
     sources = prov["datasources"]
     assert {d["type"] for d in sources} <= KNOWN_TYPES
-    assert [d["type"] for d in sources if d["isDefault"]] == ["prometheus"]
+    # beside kube-prometheus-stack its Prometheus datasource is the one default (tests/test_kube_prometheus_stack.py)
+    assert [d["type"] for d in sources if d["isDefault"]] == ([] if reuses_stack(env) else ["prometheus"])
+    assert not reuses_stack(env) or "prometheus" not in {d["type"] for d in sources}
     uids = [d["uid"] for d in sources]
     assert len(uids) == len(set(uids))
     for d in sources:
@@ -44,6 +60,8 @@ def test_provisioning_file_has_api_version_1_known_types_and_exactly_one_default
 def test_every_datasource_uid_a_dashboard_or_link_uses_exists_in_the_environment(rendered, env):
     docs = rendered[(env, 3)]
     uids = {d["uid"] for d in provisioning(docs)["datasources"]}
+    if reuses_stack(env):
+        uids.add("prometheus")   # kube-prometheus-stack's, pinned by its integration values
     used = set()
     for d in docs:
         if d["kind"] == "ConfigMap" and "virtengine.io/dashboard" in d["metadata"].get("labels", {}):
@@ -61,8 +79,8 @@ def test_every_datasource_uid_a_dashboard_or_link_uses_exists_in_the_environment
     assert used and used <= uids, f"{env}: {sorted(used - uids)} are used but not provisioned"
 
 
-def test_latency_spike_leads_to_its_trace_and_logs(rendered):
-    by_type = {d["type"]: d for d in provisioning(rendered[("prod", 3)])["datasources"]}
+def test_latency_spike_leads_to_its_trace_and_logs(tmp_path):
+    by_type = {d["type"]: d for d in provisioning(manifests(with_values(tmp_path, STANDALONE).stdout))["datasources"]}
     jaeger = by_type["jaeger"]["uid"]
     assert by_type["prometheus"]["jsonData"]["exemplarTraceIdDestinations"] == [
         {"name": "trace_id", "datasourceUid": jaeger}]
@@ -75,7 +93,7 @@ def test_latency_spike_leads_to_its_trace_and_logs(rendered):
 
 @pytest.mark.parametrize("major", HELM_MAJORS)
 def test_a_datasource_switched_off_is_gone_and_nothing_links_to_it(tmp_path, major):
-    docs = manifests(with_values(tmp_path, {"datasources": {"items": {"jaeger": {"enabled": False}}}}, major).stdout)
+    docs = manifests(with_values(tmp_path, standalone({"datasources": {"items": {"jaeger": {"enabled": False}}}}), major).stdout)
     sources = provisioning(docs)["datasources"]
     assert "jaeger" not in {d["type"] for d in sources}
     assert "jaeger" not in json.dumps(sources)
@@ -95,7 +113,7 @@ def test_urls_come_from_values_per_environment(tmp_path):
     ({"type": "bearer", "secretEnv": "PROM_TOKEN"}, "httpHeaderValue1", "Bearer $__env{PROM_TOKEN}"),
 ])
 def test_credentials_are_only_references_grafana_resolves(tmp_path, auth, field, reference):
-    docs = manifests(with_values(tmp_path, {"datasources": {"items": {"prometheus": {"auth": auth}}}}).stdout)
+    docs = manifests(with_values(tmp_path, standalone({"datasources": {"items": {"prometheus": {"auth": auth}}}})).stdout)
     prom = next(d for d in provisioning(docs)["datasources"] if d["type"] == "prometheus")
     assert prom["secureJsonData"] == {field: reference}
 
@@ -116,12 +134,16 @@ def test_a_literal_or_ambiguous_credential_is_refused_by_the_values_schema(tmp_p
     ({"prometheus": {"isDefault": False}}, "exactly one enabled datasource must be the default"),
     ({"loki": {"isDefault": True}}, "exactly one enabled datasource must be the default"),
     ({"prometheus": {"enabled": False}, "loki": {"isDefault": True}}, "uid 'prometheus'"),
+    ({"reuse": True, "loki": {"isDefault": True}}, "the stack's Prometheus datasource is the default"),
+    ({"reuse": True, "loki": {"uid": "prometheus"}}, "kube-prometheus-stack's"),
+    ({"reuse": True, "jaeger": {"name": "Alertmanager"}}, "kube-prometheus-stack's"),
 ])
 def test_the_render_refuses_datasources_the_dashboards_cannot_use(project, change, message):
     from conftest import run_generator
     env = project / "values" / "staging.yaml"
     data = yaml.safe_load(env.read_text())
-    data.setdefault("datasources", {})["items"] = change
+    change = dict(change)
+    data["datasources"] = {"reuseStackPrometheus": change.pop("reuse", False), "items": change}
     env.write_text(yaml.safe_dump(data))
     proc = run_generator(project, "render")
     assert proc.returncode == 1 and message in proc.stderr and "values/staging.yaml" in proc.stderr

@@ -29,6 +29,10 @@ DOCUMENTED = [
     "python -m generator diff staging prod",
     "python -m generator bundle --env prod --out deploy/observability",
 ]
+# the kube-prometheus-stack install of "Install with kube-prometheus-stack", served by the packaged chart
+STACK = "prometheus-community/kube-prometheus-stack"
+KPS = Path(__import__("os").environ.get("VEMON_KPS_CHART",
+                                        ROOT.parent / "shared" / "peers" / "kube-prometheus-stack-88.5.3.tgz"))
 CLUSTER_ONLY = {"--create-namespace", "--atomic", "--wait", "--install", "--cleanup-on-fail", "--force"}
 WITH_VALUE = {"--timeout"}
 
@@ -63,8 +67,8 @@ def as_template(argv: list[str], chart: str) -> list[str]:
             continue
         if a in CLUSTER_ONLY or a.split("=")[0] in WITH_VALUE:
             continue
-        out.append(chart if a.startswith("oci://") or a in ("./chart", "chart") else a)
-    if any(a.startswith("oci://") for a in args):
+        out.append(chart if a.startswith("oci://") or a in ("./chart", "chart") else str(KPS) if a == STACK else a)
+    if any(a.startswith("oci://") or a == STACK for a in args):
         out = [a for i, a in enumerate(out) if a != "--version" and (i == 0 or out[i - 1] != "--version")]
     return ["template", *out]
 
@@ -73,9 +77,16 @@ def as_template(argv: list[str], chart: str) -> list[str]:
 @pytest.mark.parametrize("major", HELM_MAJORS)
 def test_readme_helm_command_renders_valid_manifests(snapshot, command, major):
     argv = shlex.split(command)
+    if STACK in argv and not KPS.is_file():
+        pytest.skip(f"kube-prometheus-stack chart not found at {KPS}")
     proc = tools.run([tools.helm(major), *as_template(argv, str(snapshot / "chart"))], cwd=ROOT, check=False)
     assert proc.returncode == 0, f"{command}\n{proc.stderr}"
     docs = manifests(proc.stdout)
+    if STACK in argv:   # the stack with this chart's integration values: its Prometheus selects ours
+        prometheus = next(d for d in docs if d["kind"] == "Prometheus")
+        assert prometheus["spec"]["ruleSelector"] == {"matchLabels": {"release": "kube-prometheus-stack"}}
+        assert any(d["kind"] == "Alertmanager" and d["spec"].get("configSecret") for d in docs)
+        return
     assert {"PrometheusRule", "ServiceMonitor", "Secret"} <= {d["kind"] for d in docs}
     for flag in re.findall(r"--set (\S+)", command):
         key, value = flag.split("=", 1)

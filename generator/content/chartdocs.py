@@ -69,6 +69,13 @@ def readme(schema: dict, chart_meta: dict, dashboards: dict, alerts: dict, scrap
         lines.append(f"| scrape of `{key}` (job `{c['job']}`, port `{c['port']}` {c['targetPort']}, `{c['path']}`) "
                      f"| {c['kind']} | `scrape.components.{key}.enabled` |")
     lines += ["", "Install: `helm upgrade --install vemon <chart> --namespace monitoring -f values/<env>.yaml`.", "",
+              "Beside kube-prometheus-stack, install the stack with the environment's generated values "
+              "`integrations/kube-prometheus-stack/<env>.yaml` (in the source repository, rendered from the same "
+              "values): its Prometheus selects this chart's rules and monitors and labels every target with "
+              "`cluster`, its Alertmanager loads this chart's configuration Secret and mounts the Secrets it reads, "
+              "its Grafana sidecar honours the dashboards' folder annotation, its Prometheus datasource (uid "
+              "`prometheus`) is the one default (`datasources.reuseStackPrometheus`), and its alerts that this "
+              "chart replaces are switched off by name.", "",
               "## Values", "", "Every setting, from `values.schema.json` (a misspelt key fails the install).", "",
               "| key | type | default | description |", "|---|---|---|---|"]
     lines += value_rows(schema)

@@ -18,7 +18,7 @@ from ..errors import ValidationError
 from ..promql import syntax_error
 from . import slos as slo_spec
 
-SEVERITIES = ("critical", "warning", "info")
+SEVERITIES = ("critical", "warning", "info", "none")   # none: heartbeats and inhibitors, routed to nobody
 ALERT_NAME = re.compile(r"^[A-Z][A-Za-z0-9]{2,39}$")
 RECORD_NAME = re.compile(r"^[a-z_]+:[a-z0-9_]+:[a-z0-9_]+$")
 GROUP_NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,62}$")
@@ -110,9 +110,38 @@ def _dashboard_path(dashboard, display: str, alert: str) -> str:
         raise ValidationError(f"alert {alert}: missing dashboard: {{uid: ..., vars: {{...}}}} "
                               "(the dashboard that shows the problem)", file=display)
     variables = {"cluster": "{{ $labels.cluster }}", **(dashboard.get("vars") or {})}
-    # label values are URL-encoded when Prometheus fills them in: a '&' in a value stays in its variable
-    query = "&".join(f"var-{k}={_LABEL_REF.sub(_URLQUERY, str(v))}" for k, v in sorted(variables.items()))
+    # label values are URL-encoded when Prometheus fills them in: a '&' in a value stays in its variable.
+    # cluster only when the alert has one (a single cluster whose series carry no cluster label): never
+    # `var-cluster=` empty, which would select no cluster on the dashboard
+    plain = {k: f"var-{k}={_LABEL_REF.sub(_URLQUERY, str(v))}" for k, v in sorted(variables.items())}
+    if variables["cluster"] != "{{ $labels.cluster }}":
+        return f"/d/{dashboard['uid']}?" + "&".join(plain.values())
+    before = [text for k, text in plain.items() if k < "cluster"]
+    after = [text for k, text in plain.items() if k > "cluster"]
+    cluster = ("&" if before else "") + "var-cluster={{ . | urlquery }}" + ("&" if after and not before else "")
+    query = ("&".join(before) + "{{ with $labels.cluster }}" + cluster + "{{ end }}"
+             + ("&" if before and after else "") + "&".join(after))
     return f"/d/{dashboard['uid']}?{query}"
+
+
+# Phrases that name the alert's cluster in a description, and the same phrase only when the alert has a
+# cluster label: a single cluster whose series carry none reads "Node n1 has ...", never "in cluster ".
+_CLUSTER_PHRASES = (
+    (" in cluster {{ $labels.cluster }}", "{{ with $labels.cluster }} in cluster {{ . }}{{ end }}"),
+    (" (cluster {{ $labels.cluster }})", "{{ with $labels.cluster }} (cluster {{ . }}){{ end }}"),
+    ("Cluster {{ $labels.cluster }}: ", "{{ with $labels.cluster }}Cluster {{ . }}: {{ end }}"),
+)
+
+
+def cluster_optional(description: str, alert: str, display: str) -> str:
+    """The description with each cluster phrase shown only when the alert carries a cluster label."""
+    for phrase, optional in _CLUSTER_PHRASES:
+        description = description.replace(phrase, optional)
+    if "$labels.cluster" in description.replace("{{ with $labels.cluster }}", ""):
+        raise ValidationError(f"alert {alert}: the description names the cluster outside the phrases that "
+                              f"disappear without a cluster label; write one of: "
+                              f"{', '.join(repr(p.strip()) for p, _ in _CLUSTER_PHRASES)}", file=display)
+    return description
 
 
 def _check_dashboard(src, rule: dict, display: str) -> None:
@@ -185,7 +214,7 @@ def build(src, out) -> None:
                 "labels": {"team": rule["team"], "service": rule.get("service", rule["team"]),
                            **(rule.get("labels") or {})},
                 "summary": rule["summary"].strip(),
-                "description": rule["description"].strip(),
+                "description": cluster_optional(rule["description"].strip(), rule["alert"], display),
                 "runbook": rule.get("runbook", rule["alert"]),
                 "dashboard": {"path": _dashboard_path(rule.get("dashboard"), display, rule["alert"])},
                 "params": rule.get("params") or {},
