@@ -62,6 +62,9 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("signer_down", "our validator's key stops signing (remote signer down): its node runs and follows the "
              "chain, the validator misses every block (missed blocks climb, last signed height freezes)",
              signer_down=True),
+    Scenario("order_burst", "ten times the usual orders are created; each is matched minutes (blocks) later, so "
+             "matched orders follow the burst after the matching delay: a burst, not a failure",
+             effects=(Effect(r"virtengine_market_orders_created_total", rate=10.0),)),
     Scenario("escrow_low", "escrow balances fall to 1/10,000 of normal (below the low-balance threshold)",
              effects=(Effect(r"virtengine_escrow_.*(balance|locked|deposit|tvl).*", level=0.0001),)),
     Scenario("veid_backlog", "VEID verifications pile up: the pending queue grows 40x and verifications slow down",

@@ -92,11 +92,11 @@ class _Quiet(BaseHTTPRequestHandler):
 
 
 class _TargetCollector:
-    def __init__(self, sim: "Simulator", target: Target) -> None:
-        self.sim, self.target = sim, target
+    def __init__(self, sim: "Simulator", target: Target, advance: bool = True) -> None:
+        self.sim, self.target, self.advance = sim, target, advance
 
     def collect(self):
-        return self.sim.families(self.target)
+        return self.sim.families(self.target, advance=self.advance)
 
 
 class Simulator:
@@ -195,9 +195,10 @@ class Simulator:
             chain.advance(dt_chain)
         self._advance_mots(self.on_target[target.name], now)
 
-    def families(self, target: Target) -> list:
+    def families(self, target: Target, *, advance: bool = True) -> list:
         with self.lock:
-            self._advance(target)
+            if advance:
+                self._advance(target)
             out = []
             for mot in self.on_target[target.name]:
                 out.append(self._family(mot, target))
@@ -249,11 +250,19 @@ class Simulator:
                     fam.add_metric(list(s.labels.values()), value)
         return fam
 
-    def exposition(self, target: Target | str) -> bytes:
+    def snapshot(self, names: list[str] | None = None) -> dict[str, bytes]:
+        """What a scrape of every answering target (or of those ``names``) returns at one instant
+        ({instance: text}): the fleet moves to now once, then each target is read without moving it again."""
+        with self.lock:
+            self._apply_pending_time()
+            return {t.name: self.exposition(t, advance=False) for t in self.world.targets
+                    if t.up and (names is None or t.name in names)}
+
+    def exposition(self, target: Target | str, *, advance: bool = True) -> bytes:
         """The text a scrape of this target returns."""
         target = self.target(target) if isinstance(target, str) else target
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(_TargetCollector(self, target))
+        registry.register(_TargetCollector(self, target, advance))
         text = generate_latest(registry)
         for m in self.metrics:   # the client library names every counter family <name>_total in HELP/TYPE
             if m.type == "counter" and not m.name.endswith("_total") and m.source in target.sources:

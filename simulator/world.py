@@ -119,9 +119,9 @@ PEERS = {"validator": (3, 2, 4), "sentry": (30, 10, 50), "full": (25, 10, 50)}
 
 
 def pick_missing(validators: list[Validator], total: int, share: float, *, below_third: bool = False) -> list:
-    """Validators offline for ``share`` of the power, taken from the end of the set (the smallest operators
-    first, as in the order of the set). ``below_third``: the largest such prefix that keeps the missing power
-    under 1/3 of the total (what a committed block's LastCommit can show)."""
+    """Validators offline for ``share`` of the power, taken from the end of the set. ``below_third``: skip
+    those that would bring the missing power to 1/3 of the total (what a committed block's LastCommit can
+    show; with 1/3 or more missing no block is committed)."""
     if share <= 0:
         return []
     missing, power = [], 0
@@ -129,7 +129,7 @@ def pick_missing(validators: list[Validator], total: int, share: float, *, below
         if power >= total * share:
             break
         if below_third and 3 * (power + v.power) >= total:
-            break
+            continue   # this one would make it a third: the next smaller operator instead
         missing.append(v)
         power += v.power
     return missing
@@ -162,7 +162,9 @@ class Chain:
     def live_missing(self) -> list:
         """Validators not voting now: the scenario's offline share, plus our own validators whose node is
         block-syncing (a syncing node does not take part in consensus)."""
-        missing = pick_missing(self.validators, self.total_power, self.missing_share)
+        # a share under 1/3 stays under 1/3 (the scenario is "blocks still come"); 1/3 or more halts
+        missing = pick_missing(self.validators, self.total_power, self.missing_share,
+                               below_third=self.missing_share < ONE_THIRD)
         for node in self.nodes:
             if node.validator is not None and (node.state != "consensus" or not node.signing) \
                     and node.validator not in missing:
