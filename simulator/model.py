@@ -298,8 +298,8 @@ class MetricOnTarget:
                     n = 0.0   # nothing is included while no block is committed
                 self._observe(s, n, median)
             if kind == "counter" and s.history is not None and self._followed:
-                s.history.append((chain.height, s.value))
-                keep = chain.height - self._followed - 5
+                s.history.append((chain.live_time, s.value))
+                keep = chain.live_time - self._followed - 5 * chain.block_time
                 while len(s.history) > 2 and s.history[1][0] < keep:
                     s.history.pop(0)
             elif kind == "gauge" and spec.gauge == "walk":
@@ -310,24 +310,26 @@ class MetricOnTarget:
                 noise = rng.gauss(0, 0.03 * target) if mods.level == 1.0 else 0.0
                 s.value = min(spec.hi, max(spec.lo, s.value + (target - s.value) * alpha + noise))
 
-    _followed = 0.0   # a leader: the largest lag (blocks) of its followers
+    _followed = 0.0   # a leader: the largest lag (seconds of chain time) of its followers
 
-    def value_at(self, s: Series, height: float) -> float:
-        """A leader's counter value when the chain was at ``height`` (before the first record: its nominal rate)."""
-        hist = s.history or [(self.target.chain.height, s.value)]
-        if height <= hist[0][0]:
-            per_block = self.spec.rate * s.weight * s.jitter * self.target.chain.block_time
-            return max(0.0, hist[0][1] - per_block * (hist[0][0] - height))
+    def value_at(self, s: Series, when: float) -> float:
+        """A leader's counter value at chain time ``when`` (``Chain.live_time``; before the first record: its
+        nominal rate). Chain time stands still while the chain is halted: nothing is created or matched."""
+        hist = s.history or [(self.target.chain.live_time, s.value)]
+        if when <= hist[0][0]:
+            per_second = self.spec.rate * s.weight * s.jitter
+            return max(0.0, hist[0][1] - per_second * (hist[0][0] - when))
         for (h0, v0), (h1, v1) in zip(hist, hist[1:]):
-            if h0 <= height <= h1:  # noqa: SIM102
-                return v0 if h1 == h0 else v0 + (v1 - v0) * (height - h0) / (h1 - h0)
+            if h0 <= when <= h1:
+                return v0 if h1 == h0 else v0 + (v1 - v0) * (when - h0) / (h1 - h0)
         return hist[-1][1]
 
     def link(self, leader: "MetricOnTarget") -> None:
         """Count ``spec.share`` of the leader's events ``spec.lag_blocks`` blocks after they happen."""
         self.leader = leader
-        leader._followed = max(leader._followed, self.spec.lag_blocks)
-        height = self.target.chain.height
+        self.lag = self.spec.lag_blocks * self.target.chain.block_time   # the delay at the chain's block interval
+        leader._followed = max(leader._followed, self.lag)
+        now = self.target.chain.live_time
         self._pairs = []
         for s in self.series:
             key = {k: v for k, v in s.labels.items() if k not in OUTCOME_LABELS}
@@ -336,16 +338,15 @@ class MetricOnTarget:
             if match is None:
                 continue
             self._pairs.append((s, match))
-            s.value = float(int(self.spec.share * s.weight * leader.value_at(match, height - self.spec.lag_blocks)))
-        self._height = height
+            s.value = float(int(self.spec.share * s.weight * leader.value_at(match, now - self.lag)))
+        self._when = now
 
     def _follow(self, mods: Modifiers) -> None:
-        height = self.target.chain.height
-        lag = self.spec.lag_blocks
+        now = self.target.chain.live_time
         for s, ls in self._pairs:
-            done = self.leader.value_at(ls, height - lag) - self.leader.value_at(ls, self._height - lag)
+            done = self.leader.value_at(ls, now - self.lag) - self.leader.value_at(ls, self._when - self.lag)
             s.value += max(0.0, done) * self.spec.share * s.weight * mods.rate * (mods.bad_weight if s.bad else 1.0)
-        self._height = height
+        self._when = now
 
     def rewound(self, s: Series, blocks: float) -> tuple:
         """(value, buckets, count, total) of a chain-state series ``blocks`` blocks ago (a node behind the head)."""

@@ -151,6 +151,7 @@ class Chain:
     committed_missing: list = field(default_factory=list)   # absentees of the last committed block's LastCommit
     nodes: list = field(default_factory=list)               # our nodes of this chain (``Node``)
     seed: int = 0
+    live_time: float = 0.0     # seconds the chain has been committing blocks (the clock of chain-state events)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(f"{self.seed}-{self.chain_id}")
@@ -190,6 +191,7 @@ class Chain:
                 node.advance(dt, self)
             return
         before = int(self.height)
+        self.live_time += dt
         blocks = dt / (self.block_time * self.slowdown)
         self.height += blocks
         self.total_txs += blocks * 20

@@ -305,6 +305,23 @@ def test_orders_are_matched_a_delay_after_they_are_created():
     assert (m2 - m1) > 0.5 * (c2 - c1) and m2 <= c2, (m2 - m1, c2 - c1)
 
 
+def test_slower_blocks_do_not_make_matched_orders_fall_behind_the_orders_created():
+    # the matching delay is a time: when blocks slow down (power missing), orders are still matched at the pace
+    # they are created, so no SLO counts unmatched orders that are only waiting for slower blocks
+    sim = chain_sim(block_time=0.05)
+    app, node = nodes(sim, "virtengine-2", 1317)[0], nodes(sim, "virtengine-2")[0]
+
+    def counts():
+        snap = read(sim, [app, node])
+        return (get(snap[app], "virtengine_market_orders_created_total"),
+                get(snap[app], "virtengine_market_orders_matched_total"),
+                get(snap[node], "cometbft_consensus_height"))
+    c0, m0, h0 = counts()
+    sim.activate("voting_power_missing", "virtengine-2")
+    c1, m1, h1 = poll(lambda: (lambda c: c if c[2] - h0 >= 40 else None)(counts()), "40 slower blocks")
+    assert (m1 - m0) > 0.8 * (c1 - c0), (m1 - m0, c1 - c0)
+
+
 # -- fact 7: node roles and peers
 def test_every_cometbft_target_has_a_role_and_validators_keep_few_peers():
     sim = chain_sim()
