@@ -129,9 +129,20 @@ def pick_missing(validators: list[Validator], total: int, share: float, *, below
         if power >= total * share:
             break
         if below_third and 3 * (power + v.power) >= total:
-            continue   # this one would make it a third: the next smaller operator instead
+            continue   # this one would make it a third: the next one instead
         missing.append(v)
         power += v.power
+    if below_third and power < total * share and len(validators) <= 16:
+        # the greedy pick fell short: the smallest set reaching the share under 1/3 (or the largest under 1/3)
+        best, best_power = missing, power
+        for mask in range(1, 2 ** len(validators)):
+            chosen = [v for i, v in enumerate(reversed(validators)) if mask >> i & 1]
+            p = sum(v.power for v in chosen)
+            if 3 * p >= total:
+                continue
+            if (best_power < total * share and p > best_power) or (total * share <= p < best_power):
+                best, best_power = chosen, p
+        missing = best
     return missing
 
 
@@ -155,6 +166,7 @@ class Chain:
 
     def __post_init__(self) -> None:
         self.rng = random.Random(f"{self.seed}-{self.chain_id}")
+        self._picks: dict[float, list] = {}   # missing share -> the validators offline for it
 
     @property
     def total_power(self) -> int:
@@ -164,8 +176,11 @@ class Chain:
         """Validators not voting now: the scenario's offline share, plus our own validators whose node is
         block-syncing (a syncing node does not take part in consensus)."""
         # a share under 1/3 stays under 1/3 (the scenario is "blocks still come"); 1/3 or more halts
-        missing = pick_missing(self.validators, self.total_power, self.missing_share,
-                               below_third=self.missing_share < ONE_THIRD)
+        key = self.missing_share
+        if key not in self._picks:
+            self._picks[key] = pick_missing(self.validators, self.total_power, self.missing_share,
+                                            below_third=self.missing_share < ONE_THIRD)
+        missing = list(self._picks[key])
         for node in self.nodes:
             if node.validator is not None and (node.state != "consensus" or not node.signing) \
                     and node.validator not in missing:

@@ -130,6 +130,16 @@ def test_missing_power_stays_under_a_third_whenever_the_height_advances():
     assert seen_quarter, "voting_power_missing never showed a quarter or more of the power missing"
 
 
+@pytest.mark.parametrize("seed", range(1, 41))
+def test_voting_power_missing_is_over_a_quarter_and_under_a_third_on_every_chain_whatever_the_seed(seed):
+    from simulator.world import World
+    world = World({"cometbft"}, seed=seed)
+    for chain in world.chains:
+        chain.missing_share = SCENARIOS["voting_power_missing"].chain["missing_share"]
+        share = sum(v.power for v in chain.live_missing()) / chain.total_power
+        assert 0.25 <= share < THIRD and not chain.halted, (seed, chain.chain_id, share)
+
+
 def test_more_than_a_third_offline_halts_the_chain_and_freezes_missing_power_below_a_third():
     sim = chain_sim()
     sim.activate("validator_halt", "virtengine-1")
