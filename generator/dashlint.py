@@ -14,6 +14,9 @@
   plugin's options and custom field config may leave out fields (the
   TypeScript types mark every option required, Grafana fills missing ones
   with the plugin's defaults), so ``required`` is dropped from those two.
+- ``chain_problems``: no sum over nodes of a chain-level metric (catalog
+  ``scope: chain``, world fact 4) without the per-instance dedupe of the
+  ``chainwide`` macro.
 - ``promql_problems``: every expression parsed by promtool (as recording
   rules in a scratch rule file, Grafana's variables replaced by values of
   the same shape).
@@ -40,6 +43,20 @@ DEPRECATED_FIELDS = {"style", "rows", "nav", "hideControls", "sharedCrosshair"}
 NEEDS_UNIT = {"stat", "gauge", "bargauge"}
 NO_QUERIES = {"text", "dashlist", "news"}
 LINK = re.compile(r"/d/([A-Za-z0-9_-]+)")
+# a decimal written with more digits than anyone means: binary float noise (0.1 + 0.2 = 0.30000000000000004)
+MAX_DIGITS = 12
+INCREASE_WINDOW = re.compile(r"increase\([^\[]*\[(\d+[smhdwy])\]\)")
+# Prometheus 3 stores a whole-number bucket bound or quantile as "10.0" where Prometheus 2 stored "10"
+WHOLE_BOUND = re.compile(r'\b(le|quantile)\s*=\s*"(\d+)"')
+NOISE_IN_TEXT = re.compile(r"\d\.\d{%d,}" % (MAX_DIGITS + 1))
+
+
+def float_noise(value) -> bool:
+    """True for a float whose shortest form has more than ``MAX_DIGITS`` significant digits."""
+    if not isinstance(value, float) or value != value or value in (float("inf"), float("-inf")):
+        return False
+    mantissa = repr(abs(value)).split("e")[0].replace(".", "").lstrip("0")
+    return len(mantissa) > MAX_DIGITS
 
 
 def _panels(dashboard: dict):
@@ -124,15 +141,104 @@ def structural(dashboard: dict, uids: set[str]) -> list[str]:
                                 f"got {t.get('datasource')!r}")
             if not str(t.get("expr", "")).strip():
                 problems.append(f"{label}: target {t.get('refId')} has no expr")
+            for m in WHOLE_BOUND.finditer(str(t.get("expr", ""))):
+                problems.append(f"{label}: target {t.get('refId')} selects {m.group(0)}, which matches nothing on "
+                                f"Prometheus 3 (it stores {m.group(1)}=\"{m.group(2)}.0\"); match both: "
+                                f"{m.group(1)}=~\"{m.group(2)}|{m.group(2)}\\\\.0\"")
+        defaults = panel.get("fieldConfig", {}).get("defaults", {})
+        if kind == "timeseries" and (defaults.get("custom") or {}).get("drawStyle") == "bars":
+            for t in targets:
+                for window in sorted(set(INCREASE_WINDOW.findall(str(t.get("expr", ""))))):
+                    if panel.get("interval") != window or t.get("interval") != window:
+                        problems.append(f"{label}: bars of increase(...[{window}]) need the panel's and the query's "
+                                        f"interval {window!r} (got {panel.get('interval')!r} / {t.get('interval')!r}); "
+                                        "otherwise each bar is a rolling window overlapping the next")
+        if kind == "table" and len(targets) > 1 and defaults.get("unit") not in (None, "", "none", "short"):
+            problems.append(f"{label}: unit {defaults.get('unit')!r} applies to every column of a table of "
+                            f"{len(targets)} queries (labels and status included); give each value column its unit "
+                            "(the table macro's columns=)")
     for path, key, value in _walk(dashboard):
         if key == "datasource" and value not in (DATASOURCE, BUILTIN_ANNOTATION_DS) \
                 and not path.startswith("templating.list[0]"):
             if not (isinstance(value, dict) and value.get("uid") == "${datasource}"):
                 problems.append(f"{path}: hard-coded datasource {value!r}; use the ${{datasource}} variable")
+        if float_noise(value):
+            problems.append(f"{path}: {value!r} is float noise; write the number exactly (round it in the template; "
+                            "the threshold macros of lib/thresholds.j2 do)")
+        if isinstance(value, str) and key in ("expr", "query", "interval") and NOISE_IN_TEXT.search(value):
+            problems.append(f"{path}: {NOISE_IN_TEXT.search(value).group(0)!r} in the query is float noise; "
+                            "write the number exactly (round it in the template)")
         if isinstance(value, str):
             for linked in LINK.findall(value):
                 if linked not in uids:
                     problems.append(f"{path}: links to dashboard {linked!r}, which does not exist")
+    return sorted(set(problems), key=problems.index)
+
+
+# --- chain-level metrics ------------------------------------------------------
+
+_AGG = re.compile(r"\b(sum|count|avg|min|max|group|stddev|stdvar|topk|bottomk|quantile|count_values)\s*"
+                  r"(?:(by|without)\s*\(([^()]*)\)\s*)?\(")
+_STRINGS = re.compile(r'"(?:\\.|[^"\\])*"')
+_SELECTOR = re.compile(r"(?<![\w:])([a-zA-Z_:][a-zA-Z0-9_:]*)(?=\s*(\{|\[|\)|$|\s))")
+
+
+def _closing(text: str, open_at: int) -> int:
+    depth = 0
+    for i in range(open_at, len(text)):
+        if text[i] == "(":
+            depth += 1
+        elif text[i] == ")":
+            depth -= 1
+            if depth == 0:
+                return i
+    return len(text)
+
+
+def chain_sum_problems(expr: str, chain: set[str]) -> list[str]:
+    """Sums (and counts) over nodes of a chain-level metric: every full node exports the same value, so a sum
+    without ``instance`` in its grouping counts each event once per node. The ``chainwide`` macro sums per
+    node (``by (..., instance)``) and then takes the highest node. A sum that is the direct argument of
+    ``histogram_quantile`` is allowed: a quantile of identical nodes' summed buckets is one node's quantile."""
+    text = _STRINGS.sub(lambda m: '"' + "_" * (len(m.group(0)) - 2) + '"', expr)   # same offsets, no names
+    aggs = []
+    for m in _AGG.finditer(text):
+        start = m.end() - 1
+        end = _closing(text, start)
+        op, mode, grouping = m.group(1), m.group(2), m.group(3)
+        if mode is None:   # `sum (x) by (labels)`: the grouping after the argument
+            after = re.match(r"\s*(by|without)\s*\(([^()]*)\)", text[end + 1:])
+            if after:
+                mode, grouping = after.group(1), after.group(2)
+        labels = {g.strip() for g in (grouping or "").split(",") if g.strip()}
+        in_quantile = bool(re.search(r"histogram_quantile\s*\([^,()]*,\s*$", text[:m.start()]))
+        aggs.append((start, end, op, mode, labels, in_quantile))
+    problems = []
+    for m in _SELECTOR.finditer(text):
+        name = m.group(1)
+        base = name[:-len(suffix)] if (suffix := next((x for x in ("_bucket", "_count", "_sum")
+                                                       if name.endswith(x) and name[:-len(x)] in chain), "")) else name
+        if base not in chain:
+            continue
+        around = [a for a in aggs if a[0] < m.start() < a[1]]
+        if not around:
+            continue
+        start, end, op, mode, labels, in_quantile = max(around, key=lambda a: a[0])   # the innermost
+        keeps_instance = ("instance" in labels) if mode == "by" else (mode == "without" and "instance" not in labels)
+        if op in ("sum", "count") and not keeps_instance and not in_quantile:
+            grouping = f" {mode} ({', '.join(sorted(labels))})" if mode else ""
+            problems.append(f"{op}{grouping} of the chain-level metric {base} adds up every node's copy of the same "
+                            "chain state; use the chainwide macro (sum by (..., instance), then max across nodes)")
+    return problems
+
+
+def chain_problems(dashboard: dict, chain: set[str]) -> list[str]:
+    """``chain_sum_problems`` for every query of a dashboard, by panel."""
+    problems = []
+    for panel in _panels(dashboard):
+        for target in panel.get("targets", []):
+            for p in chain_sum_problems(str(target.get("expr", "")), chain):
+                problems.append(f"panel {panel.get('id')} {panel.get('title')!r}, target {target.get('refId')}: {p}")
     return sorted(set(problems), key=problems.index)
 
 
@@ -262,6 +368,16 @@ def load_chart_dashboards(chart: Path) -> dict[str, dict]:
     return {p.stem: json.loads(p.read_text()) for p in sorted((chart / "files" / "dashboards").glob("*.json"))}
 
 
+def chain_metrics(root: Path) -> set[str]:
+    """The chain-level metrics (``scope: chain``) of the catalog under ``root``."""
+    from types import SimpleNamespace
+    from .content import catalog
+    if not (root / "templates_src" / "metrics").is_dir():
+        return set()
+    loaded = catalog.load(SimpleNamespace(templates=root / "templates_src", root=root))
+    return {m.name for m in loaded.metrics.values() if m.scope == "chain"}
+
+
 def lint_check(ctx) -> None:
     """``generator lint`` check ``dashboards``: our lint, Grafana's schema, promtool, on the chart's dashboards."""
     from .errors import ValidationError
@@ -269,8 +385,10 @@ def lint_check(ctx) -> None:
     if not dashboards:
         raise ValidationError("no dashboards in chart/files/dashboards; render first")
     problems = []
+    chain = chain_metrics(ctx.root)
     for uid, dashboard in dashboards.items():
         problems += [f"{uid}: {p}" for p in structural(dashboard, set(dashboards))]
+        problems += [f"{uid}: {p}" for p in chain_problems(dashboard, chain)]
         problems += [f"{uid}: {p}" for p in schema_problems(dashboard)]
     problems += promql_problems(dashboards)
     if problems:

@@ -116,7 +116,7 @@ BRIEF = [
     ("AC-1 Pod status and restarts", "k8s-pods", ["Pods by phase", "Restarts (1h)", "Crash-looping",
                                                  "Most restarted containers (24h)", "Last termination reason"]),
     ("AC-1 Network I/O and latency", "k8s-network", ["Received by node", "Sent by node", "Errors and drops",
-                                                    "Probe latency", "Probes failing"]),
+                                                    "TCP retransmits by node"]),
     ("AC-1 Storage utilization", "k8s-storage", ["Volume usage", "Volume time to full", "Filesystem usage",
                                                 "Filesystem time to full", "Soonest full"]),
     ("AC-2 Node metrics (block height, sync lag)", "virtengine-overview", [
@@ -170,7 +170,7 @@ def test_money_is_shown_in_tokens_never_as_usd(built):
         assert "currencyUSD" not in json.dumps(dashboard), uid
     revenue = next(p for p in dashlint._panels(built[0]["business-metrics"]) if p["title"] == "Revenue (settlements)")
     assert "virtengine_escrow_settled_amount_total" in revenue["targets"][0]["expr"]
-    assert revenue["targets"][0]["expr"].endswith("/ 1e6")
+    assert '/ 1e6, "denom", "VE", "denom", "uve")' in revenue["targets"][0]["expr"]
 
 
 def test_ratios_guard_their_denominator(built):
@@ -328,6 +328,27 @@ def _plant_dead_link(d):
     _first(d, "stat")["fieldConfig"]["defaults"]["links"] = [{"title": "x", "url": "/d/no-such-dashboard?x=1"}]
 
 
+def _plant_rolling_daily_bars(d):
+    p = _first(d, "timeseries")
+    p["fieldConfig"]["defaults"]["custom"]["drawStyle"] = "bars"
+    p["targets"][0]["expr"] = "sum(increase(virtengine_provider_workload_starts_total[1d]))"
+
+
+def _plant_percent_on_a_status_table(d):
+    table = next((p for p in dashlint._panels(d) if p["type"] == "table"), None) or _first(d, "stat")
+    table["type"] = "table"
+    table["targets"].append(dict(table["targets"][0], refId="Z"))
+    table["fieldConfig"]["defaults"]["unit"] = "percent"
+
+
+def _plant_float_noise(d):
+    _first(d, "stat")["fieldConfig"]["defaults"]["thresholds"]["steps"][-1]["value"] = 0.1 + 0.2
+
+
+def _plant_prometheus_2_bucket_bound(d):
+    _first(d, "stat")["targets"][0]["expr"] = 'sum(rate(virtengine_veid_submission_seconds_bucket{le="10"}[5m]))'
+
+
 FAULTS = [
     ("bad enum", _plant_bad_enum, "schema", "'bright' is not one of"),
     ("bad variable enum", _plant_bad_variable_hide, "schema", "7 is not one of"),
@@ -340,6 +361,10 @@ FAULTS = [
     ("missing description", _plant_missing_description, "lint", "no description"),
     ("missing refId", _plant_missing_refid, "lint", "has no refId"),
     ("dead link", _plant_dead_link, "lint", "links to dashboard 'no-such-dashboard'"),
+    ("rolling daily bars", _plant_rolling_daily_bars, "lint", "bars of increase(...[1d]) need the panel's and the query's interval '1d'"),
+    ("percent unit on a status table", _plant_percent_on_a_status_table, "lint", "unit 'percent' applies to every column"),
+    ("float noise", _plant_float_noise, "lint", "0.30000000000000004 is float noise"),
+    ("Prometheus 2 bucket bound", _plant_prometheus_2_bucket_bound, "lint", "matches nothing on Prometheus 3"),
 ]
 
 

@@ -119,11 +119,82 @@ def test_generator_lint_rules_passes_for_every_environment_with_both_helms():
 
 def test_generator_lint_fails_on_a_rule_promtool_rejects(project):
     rules = project / "templates_src" / "rules" / "warning.yaml.j2"
-    rules.write_text(rules.read_text().replace("max by (cluster, namespace, pod) (cometbft_p2p_peers) < ${minPeers}",
-                                               "max by (cluster, namespace, pod) (rate(cometbft_p2p_peers)) < ${minPeers}"))
+    text = rules.read_text()
+    good = 'max by (cluster, chain_id, namespace, pod, role) (cometbft_p2p_peers{role="validator"}) < ${minPeersValidator}'
+    assert good in text
+    rules.write_text(text.replace(good, good.replace('(cometbft_p2p_peers{role="validator"})',
+                                                     '(rate(cometbft_p2p_peers{role="validator"}))')))
     assert run_generator(project, "render").returncode == 0
     proc = run_generator(project, "lint", "--only", "rules")
     assert proc.returncode == 1 and "promtool check rules failed" in proc.stderr and "NodeLowPeers" in proc.stderr
+
+
+# ---- descriptions: every number from the value the rule uses ----------------------------------------------------
+
+LITERALS = [
+    # (description, the literal the lint must name or None)
+    ("has been unreachable for 10 minutes.", "10 minutes"),
+    ("p99 latency over 5m is high", "5m"),
+    ("latency is high (limit 5s).", "5s"),
+    ("budget 1% errors", "1%"),
+    ("held for 1.5h", "1.5h"),
+    ("within 30 seconds", "30 seconds"),
+    ("no block for ${windowMinutes} minutes (then held for ${for})", None),
+    ("p99 is {{ $value | humanizeDuration }} (limit ${maxSeconds}s)", None),
+    ("{{ printf \"%.0f\" $value }}% of targets (limit ${maxPercent}%)", None),
+    ("consensus halts above 1/3; 10000 x (1 - 0.05) blocks", None),
+    ("node virtengine-node-0 on port 26660", None),
+]
+
+
+@pytest.mark.parametrize("description,literal", LITERALS, ids=[d for d, _ in LITERALS])
+def test_the_description_lint_finds_durations_and_percentages_written_as_text(description, literal):
+    from generator.content.rules import literal_amount
+    assert literal_amount(description) == literal
+
+
+# a description line of each rules template; the lint covers the files every team owns
+DESCRIPTION_FILES = [
+    ("critical.yaml.j2", "ConsensusStalled", "(then held for ${for})", "(plus 2m hold)"),
+    ("warning.yaml.j2", "NodeSyncLag", "(limit ${maxBlocksBehind}) for ${for}.", "(limit ${maxBlocksBehind}) for 10 minutes."),
+    ("business.yaml.j2", "EscrowSettlementsStalled", "(then held for ${for})", "(plus 30m hold)"),
+    ("infrastructure.yaml.j2", "KubeNodeNotReady", "has not been Ready for ${for};", "has not been Ready for 15 minutes;"),
+    ("meta.yaml.j2", "PrometheusNotConnectedToAlertmanagers", "no Alertmanager for ${for};", "no Alertmanager for 10m;"),
+]
+
+
+@pytest.mark.parametrize("name,alert,good,bad", DESCRIPTION_FILES, ids=[f[0] for f in DESCRIPTION_FILES])
+def test_a_description_with_a_literal_hold_time_fails_the_render_naming_file_and_alert(project, name, alert, good, bad):
+    path = project / "templates_src" / "rules" / name
+    text = path.read_text()
+    assert good in text
+    path.write_text(text.replace(good, bad))
+    before = (project / "chart" / "files" / "rules-index.json").read_bytes()
+    proc = run_generator(project, "render")
+    assert proc.returncode == 1, proc.stdout
+    literal = re.search(r"\d+(\.\d+)?\s*(m|minutes)\b", bad).group(0)
+    assert f"templates_src/rules/{name}" in proc.stderr and alert in proc.stderr and repr(literal) in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert (project / "chart" / "files" / "rules-index.json").read_bytes() == before
+
+
+def test_the_slo_alert_descriptions_pass_the_description_lint():
+    from generator.content import slos
+    from generator.content.rules import literal_amount
+    spec = slos.load(load_sources(ROOT))
+    found = [r for g in slos.rule_groups(spec) for r in g["rules"] if "alert" in r]
+    assert len(found) == 2 * len(spec)
+    assert [(r["alert"], literal_amount(r["description"])) for r in found if literal_amount(r["description"])] == []
+
+
+def test_a_hold_time_placeholder_in_an_expression_fails_the_render(project):
+    path = project / "templates_src" / "rules" / "warning.yaml.j2"
+    text = path.read_text()
+    good = "max by (cluster, chain_id, namespace, pod) (cometbft_mempool_size) > ${threshold}"
+    assert good in text
+    path.write_text(text.replace(good, good + " and on () vector(${for})"))
+    proc = run_generator(project, "render")
+    assert proc.returncode == 1 and "MempoolBacklog" in proc.stderr and "only be used in the description" in proc.stderr
 
 
 # ---- the SLO spec --------------------------------------------------------------------------------------------
@@ -138,7 +209,7 @@ def test_each_slo_gets_sli_rules_over_the_standard_windows_a_budget_and_burn_rat
     rules = _slo_rules(groups, slo)
     records = {r["record"] for r in rules if "record" in r}
     assert records == {f"slo:sli_error:ratio_rate{w}" for w in ("5m", "30m", "1h", "2h", "6h", "1d", "3d")} \
-        | {"slo:error_budget_remaining:ratio", "slo:sli_total:rate1h"}
+        | {"slo:error_budget_remaining:ratio", "slo:sli_total:rate1h", "slo:sli_total:rate5m", "slo:sli_errors:rate5m"}
     budget = f"{1 - objective:g}"
     page = next(r for r in rules if r.get("labels", {}).get("burn") == "fast")
     ticket = next(r for r in rules if r.get("labels", {}).get("burn") == "slow")
@@ -165,6 +236,17 @@ def test_the_sli_ratio_has_no_series_without_traffic(groups):
     assert "> 0)" in ratio["expr"], "the denominator must be guarded against zero"
 
 
+def test_a_missing_good_series_is_no_data_not_total_failure(groups):
+    """`good or total * 0` would turn a good series that does not exist (le="10" on Prometheus 3) into 100% errors."""
+    ratio = next(r for r in _slo_rules(groups, "veid_response_time") if r.get("record") == "slo:sli_error:ratio_rate1h")
+    assert " or " not in ratio["expr"], ratio["expr"]
+
+
+def test_the_error_budget_weighs_events_not_minutes(groups):
+    budget = next(r for r in _slo_rules(groups, "order_matching") if r.get("record") == "slo:error_budget_remaining:ratio")
+    assert "avg_over_time" not in budget["expr"] and "sum_over_time(slo:sli_errors:rate5m" in budget["expr"]
+
+
 SLO_BREAKS = [
     ("an SLO without alerts", lambda s: s["slos"]["order_matching"].pop("alerts"), "slos.order_matching.alerts",
      "has no alert"),
@@ -180,6 +262,10 @@ SLO_BREAKS = [
      lambda s: s["slos"]["veid_response_time"]["sli"].update(
          total="sum(rate(virtengine_veid_submission_seconds_count[${window}]))"),
      "slos.veid_response_time.sli.total", "by (cluster)"),
+    ("a bucket bound in one spelling only (Prometheus 2's le=\"10\", not Prometheus 3's le=\"10.0\")",
+     lambda s: s["slos"]["veid_response_time"]["sli"].update(
+         good='sum by (cluster) (rate(virtengine_veid_submission_seconds_bucket{le="10"}[${window}]))'),
+     "slos.veid_response_time.sli.good", 'le=~"10|10\\\\.0"'),
     ("an unknown alert kind", lambda s: s["slos"]["order_matching"]["alerts"].update(sms="X"),
      "slos.order_matching.alerts", "allowed: page, ticket"),
     ("a minimum traffic of zero", lambda s: s["slos"]["order_matching"].update(minEventsPerHour=0),
@@ -205,7 +291,7 @@ def test_a_broken_slo_spec_fails_the_render_naming_file_and_key(project, what, b
 
 def test_an_alert_pointing_at_a_dashboard_that_does_not_exist_fails_the_render(project):
     rules = project / "templates_src" / "rules" / "warning.yaml.j2"
-    rules.write_text(rules.read_text().replace("dashboard: {uid: transactions}", "dashboard: {uid: tx-overview}", 1))
+    rules.write_text(rules.read_text().replace("dashboard: {uid: veid-module}", "dashboard: {uid: tx-overview}", 1))
     proc = run_generator(project, "render")
     assert proc.returncode == 1 and "dashboard 'tx-overview' does not exist" in proc.stderr, proc.stderr
 

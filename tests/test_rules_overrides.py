@@ -33,11 +33,12 @@ OVERRIDES = [
     # (what, values, alert, check)
     ("threshold", {"VEIDVerificationQueue": {"thresholds": {"threshold": 250}}}, "VEIDVerificationQueue",
      lambda r: r["expr"].strip().endswith("> 250") and "(limit 250)" in r["annotations"]["description"]),
-    ("large whole-number threshold", {"EscrowBalanceLow": {"thresholds": {"minBalance": 25000000000}}},
-     "EscrowBalanceLow", lambda r: r["expr"].strip().endswith("< 25000000000")),
-    ("fractional threshold", {"ValidatorDown": {"thresholds": {"maxMissingFraction": 0.25}}}, "ValidatorDown",
-     lambda r: r["expr"].strip().endswith("> 0.25")),
-    ("for", {"MempoolBacklog": {"for": "45m"}}, "MempoolBacklog", lambda r: r["for"] == "45m"),
+    ("large whole-number threshold", {"OrderMatchingStalled": {"thresholds": {"minOrders": 25000000000}}},
+     "OrderMatchingStalled", lambda r: ">= 25000000000\n" in r["expr"]),
+    ("fractional threshold", {"ValidatorDown": {"thresholds": {"maxMissingFraction": 0.3}}}, "ValidatorDown",
+     lambda r: ">= 0.3\n" in r["expr"] and "(limit 0.3)" in r["annotations"]["description"]),
+    ("for", {"MempoolBacklog": {"for": "45m"}}, "MempoolBacklog",
+     lambda r: r["for"] == "45m" and r["annotations"]["description"].endswith("for 45m.")),
     ("keepFiringFor", {"NodeSyncLag": {"keepFiringFor": "20m"}}, "NodeSyncLag",
      lambda r: r.get("keep_firing_for") == "20m"),
     ("severity", {"BlockTimeHigh": {"severity": "critical"}}, "BlockTimeHigh",
@@ -47,6 +48,39 @@ OVERRIDES = [
     ("annotations", {"NodeLowPeers": {"annotations": {"chat": "#chain-ops"}}}, "NodeLowPeers",
      lambda r: r["annotations"].get("chat") == "#chain-ops" and r["annotations"]["summary"]),
 ]
+
+
+# `for` set per environment reaches the description through ${for}: alerts with thresholds (the rule is rebuilt
+# from its template), without thresholds, in every rules file, together with a threshold override
+HOLD_TIMES = [
+    ("MempoolBacklog", {"for": "30m"}, "for 30m.", "for 15m."),
+    ("VirtEngineNodesDown", {"for": "30m"}, "answered a scrape for 30m.", "for 3m."),
+    ("ConsensusStalled", {"for": "30m"}, "(then held for 30m)", "(then held for 2m)"),
+    ("NodeSyncLag", {"for": "45m", "thresholds": {"maxBlocksBehind": 50}}, "(limit 50) for 45m.", "(limit 20) for 10m."),
+    ("KubeNodeNotReady", {"for": "30m"}, "Ready for 30m;", "Ready for 15m;"),
+    ("EscrowSettlementsStalled", {"for": "1h"}, "(then held for 1h)", "(then held for 30m)"),
+    ("PrometheusNotConnectedToAlertmanagers", {"for": "30m"}, "no Alertmanager for 30m.", "for 10m."),
+]
+
+
+@pytest.mark.parametrize("major", HELM_MAJORS)
+@pytest.mark.parametrize("alert,setting,after,before", HOLD_TIMES, ids=[h[0] for h in HOLD_TIMES])
+def test_a_hold_time_set_in_values_is_the_one_the_description_states(tmp_path, prod_rules, major, alert, setting,
+                                                                     after, before):
+    default = prod_rules[major][alert]
+    assert before in default["annotations"]["description"] and after not in default["annotations"]["description"]
+    rule = rules_of(render(tmp_path, major, {"rules": {"alerts": {alert: setting}}}))[alert]
+    assert rule["for"] == setting["for"]
+    assert after in rule["annotations"]["description"], rule["annotations"]["description"]
+    assert "${" not in rule["annotations"]["description"] and "${" not in rule["expr"]
+
+
+@pytest.mark.parametrize("major", HELM_MAJORS)
+def test_set_for_on_the_command_line_changes_the_description(major):
+    docs = manifests(helm_template("prod", major, extra=["--set", "rules.alerts.HighTransactionLatency.for=30m"]).stdout)
+    rule = rules_of(docs)["HighTransactionLatency"]
+    assert rule["for"] == "30m"
+    assert "the chain's average block interval, for 30m." in rule["annotations"]["description"]
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +160,7 @@ ENV_EXPECTATIONS = [
     ("dev", "VEIDVerificationQueue", lambda r: r["expr"].strip().endswith("> 1000") and r["for"] == "1h"),
     ("staging", "VEIDVerificationQueue", lambda r: r["expr"].strip().endswith("> 500")),
     ("staging", "EscrowBalanceLow", lambda r: r["labels"]["severity"] == "warning"
-     and r["expr"].strip().endswith("< 100000000")),
+     and r["expr"].strip().endswith("denom:virtengine_escrow_balance_minimum:minor_units")),
     ("staging", "SLOOrderMatchingSuccess", lambda r: r["labels"]["severity"] == "warning"),
     ("staging", "Watchdog", lambda r: r["labels"]["environment"] == "staging"),
     ("prod", "ConsensusStalled", lambda r: r["keep_firing_for"] == "5m" and r["for"] == "2m"),
@@ -156,3 +190,27 @@ def test_a_misspelt_alert_or_threshold_name_fails_the_schema_with_its_path(tmp_p
 @pytest.mark.parametrize("env", ("dev", "staging", "prod"))
 def test_helm_3_and_helm_4_render_the_same_rules(rendered, env):
     assert rulelint.extract_groups(rendered[(env, 3)]) == rulelint.extract_groups(rendered[(env, 4)])
+
+
+MINIMUM = "denom:virtengine_escrow_balance_minimum:minor_units"
+
+
+def _minimums(docs: list[dict]) -> dict[str, str]:
+    return {r["labels"]["denom"]: r["expr"] for g in rulelint.extract_groups(docs) for r in g["rules"]
+            if r.get("record") == MINIMUM}
+
+
+@pytest.mark.parametrize("major", HELM_MAJORS)
+def test_escrow_minimums_per_denom_come_from_values_and_a_denom_can_be_removed(tmp_path, prod_rules, major):
+    """rules.escrowMinimumBalance (denom -> minimum) becomes one recording rule per denom that EscrowBalanceLow
+    compares with; a denom added in values gets one, null removes one, a large whole number stays exact."""
+    assert MINIMUM in prod_rules[major]["EscrowBalanceLow"]["expr"]
+    assert _minimums(render(tmp_path, major, {})) == {"uve": "vector(1000000000)"}
+    docs = render(tmp_path, major, {"rules": {"escrowMinimumBalance": {"uve": None, "ibc/27394FB0": 25000000000,
+                                                                        "uakt": 0.5}}})
+    assert _minimums(docs) == {"ibc/27394FB0": "vector(25000000000)", "uakt": "vector(0.5)"}
+
+
+@pytest.mark.parametrize("major", HELM_MAJORS)
+def test_staging_sets_its_own_escrow_minimum(rendered, major):
+    assert _minimums(rendered[("staging", major)]) == {"uve": "vector(100000000)"}

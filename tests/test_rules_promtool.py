@@ -88,8 +88,9 @@ def test_firing_cases_state_labels_and_all_four_annotations():
 
 
 @pytest.mark.parametrize("alert", ["ProviderHighFailureRate", "MLInferenceTimeout", "VEIDVerificationThroughputLow",
-                                   "PrometheusAlertSendFailures", "AlertmanagerNotificationsFailing",
-                                   "SLOVEIDResponseTime", "SLOOrderMatchingSuccess"])
+                                   "PrometheusAlertSendFailures", "PrometheusAlertSendFailuresPartial",
+                                   "AlertmanagerNotificationsFailing",
+                                   "SLOVEIDResponseTime", "SLOOrderMatchingSuccess", "EscrowSettlementsFailing"])
 def test_ratio_alerts_have_a_zero_traffic_case(alert):
     """A ratio alert's silent cases include one named zero-traffic (denominator 0)."""
     zero = []

@@ -125,3 +125,66 @@ def test_renaming_a_job_an_alert_selects_fails_render_naming_the_key_and_the_ale
     assert proc.returncode == 1, proc.stdout
     assert f"values/staging.yaml: scrape.components.{component}.job" in proc.stderr
     assert alert in proc.stderr and "could never fire" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ---- the node's role (world fact 7): pod label app.kubernetes.io/component -> target label role --------------------
+
+def _chart_relabelings(major: int) -> dict[str, list[dict]]:
+    """job -> the relabelings of each rendered ServiceMonitor/PodMonitor endpoint, in Prometheus' own spelling."""
+    from conftest import helm_template, manifests
+    keys = {"sourceLabels": "source_labels", "targetLabel": "target_label"}
+    found = {}
+    for doc in manifests(helm_template("prod", major).stdout):
+        if doc["kind"] not in ("ServiceMonitor", "PodMonitor"):
+            continue
+        for ep in doc["spec"].get("endpoints") or doc["spec"].get("podMetricsEndpoints"):
+            rules = [{keys.get(k, k): v for k, v in r.items()} for r in ep["relabelings"]]
+            job = next(r["replacement"] for r in rules if r.get("target_label") == "job")
+            found[job] = rules
+    return found
+
+
+@pytest.mark.parametrize("major", (3, 4))
+def test_the_cometbft_scrape_copies_the_pod_component_label_to_role_in_both_forms(prod_values, major):
+    chart = _chart_relabelings(major)
+    role = [r for r in chart["cometbft"] if r.get("target_label") == "role"]
+    assert role == [{"action": "replace", "source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_component"],
+                     "regex": "(.+)", "target_label": "role", "replacement": "$1"}]
+    assert not [r for job, rules in chart.items() if job != "cometbft" for r in rules if r.get("target_label") == "role"]
+    # the plain Prometheus form (no operator) carries the same rule
+    plain = {j["job_name"]: j for j in scrape.scrape_configs(prod_values, mode="kubernetes")}["cometbft"]
+    assert [r for r in plain["relabel_configs"] if r.get("target_label") == "role"] == role
+
+
+def test_prometheus_gives_each_node_target_the_role_of_its_pod_and_none_without_the_label(sim, prod_values, tmp_path):
+    """Real Prometheus applies the chart's relabelings to targets that carry the pod labels Kubernetes discovery
+    would set: a validator pod, a sentry pod, and a pod without the component label."""
+    rules = _chart_relabelings(3)["cometbft"]
+    ports = sorted(t.port for t in sim.targets if t.job == "cometbft")[:3]
+    assert len(ports) == 3
+    pods = [("validator-0", "validator"), ("sentry-0", "sentry"), ("rpc-0", None)]
+    static = []
+    for port, (pod, component) in zip(ports, pods):
+        labels = {"__meta_kubernetes_pod_name": pod}
+        if component:
+            labels["__meta_kubernetes_pod_label_app_kubernetes_io_component"] = component
+        static.append({"targets": [f"127.0.0.1:{port}"], "labels": labels})
+    job = {"job_name": "cometbft", "scrape_interval": "1s", "scrape_timeout": "1s", "static_configs": static,
+           "relabel_configs": rules + [{"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod",
+                                        "action": "replace"}]}
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump({"scrape_configs": [job]}))
+    with prometheus(tmp_path / "prometheus.yml", tmp_path) as url:
+        seen = wait_targets(url, 3)
+        roles = {t["labels"]["pod"]: t["labels"].get("role") for t in seen}
+        assert roles == {"validator-0": "validator", "sentry-0": "sentry", "rpc-0": None}, roles
+        # and every series of the target carries it (the rules read cometbft_p2p_peers{role=...})
+        deadline = time.monotonic() + 30
+        series = []
+        while time.monotonic() < deadline:
+            series = requests.get(url + "/api/v1/series", params={"match[]": "cometbft_p2p_peers"},
+                                  timeout=10).json()["data"]
+            if {s.get("pod") for s in series} == {"validator-0", "sentry-0", "rpc-0"}:
+                break
+            time.sleep(0.5)
+        assert {(s["pod"], s.get("role")) for s in series} >= {("validator-0", "validator"), ("sentry-0", "sentry")}
+        assert all("role" not in s for s in series if s["pod"] == "rpc-0")

@@ -1,14 +1,22 @@
 """The metrics catalog: every metric a dashboard or rule may use.
 
 ``templates_src/metrics/*.yaml`` lists the metrics of one source each
-(name, type, labels, unit, help, source, critical). A query that names a
+(name, type, labels, unit, help, source, critical, scope). ``scope: chain``
+marks chain state (world fact 4): every full node exports the same value, so
+an aggregation across nodes must count it once (the dashboards' ``chainwide``
+pattern; ``dashlint.chain_problems`` refuses a plain sum). The module metrics
+(``virtengine_veid_*``, ``_market_*``, ``_escrow_*``, ``_tx_*``) are chain
+state whatever the file says. A file may also list ``denoms``: the token
+denominations amounts are exported in (minor unit, display name, exponent),
+which the dashboards use to show whole tokens under the token's name. A query that names a
 metric outside the catalog fails the render with the metric's name and the
 place that used it. ``docs/metrics.md`` is generated from it: the contract
 the application teams must export.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 
 from ..errors import ValidationError
 from ..promql import metric_names
@@ -19,7 +27,13 @@ SOURCES = ("cometbft", "cosmos-sdk", "application", "provider-daemon", "ml-infer
            "kube-state-metrics", "kubelet", "cadvisor", "blackbox-exporter", "prometheus", "alertmanager")
 # sources whose names we choose; the exporters' metrics are listed as they publish them
 OWN_SOURCES = ("application", "provider-daemon", "ml-inference")
-FIELDS = {"name", "type", "labels", "unit", "help", "source", "critical", "note"}
+FIELDS = {"name", "type", "labels", "unit", "help", "source", "critical", "note", "scope"}
+SCOPES = ("chain", "node")
+# chain state by definition (world fact 4): the modules' counters and gauges
+CHAIN_PREFIX = re.compile(r"^virtengine_(veid|market|escrow|tx)_")
+DENOM_FIELDS = {"denom", "token", "exponent"}
+DENOM = re.compile(r"^[a-z][a-z0-9]{1,63}$")
+TOKEN = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,11}$")
 SUFFIXES = {"histogram": ("_bucket", "_count", "_sum"), "summary": ("_count", "_sum")}
 
 
@@ -34,11 +48,20 @@ class Metric:
     critical: bool
     note: str
     file: str
+    scope: str = "node"
+
+
+@dataclass(frozen=True)
+class Denom:
+    denom: str       # the minor unit the amounts are exported in (uve)
+    token: str       # the token's display name (VE)
+    exponent: int    # one token is 10^exponent minor units
 
 
 class Catalog:
-    def __init__(self, metrics: dict[str, Metric]) -> None:
+    def __init__(self, metrics: dict[str, Metric], denoms: list[Denom] | None = None) -> None:
         self.metrics = metrics
+        self.denoms = list(denoms or [])
         self._series: dict[str, str] = {}
         for m in metrics.values():
             self._series[m.name] = m.name
@@ -69,8 +92,36 @@ class Catalog:
         return used
 
 
+def _denoms(data, display: str, found: dict[str, Denom]) -> None:
+    entries = data.get("denoms") if isinstance(data, dict) else None
+    if entries is None:
+        return
+    if not isinstance(entries, list):
+        raise ValidationError("'denoms' is a list of {denom, token, exponent}", file=display, key="denoms")
+    for i, entry in enumerate(entries):
+        line = line_of(data, ["denoms", i])
+        if not isinstance(entry, dict) or set(entry) != DENOM_FIELDS:
+            raise ValidationError(f"each denom has exactly the fields {', '.join(sorted(DENOM_FIELDS))}",
+                                  file=display, line=line, key=f"denoms[{i}]")
+        if not DENOM.match(str(entry["denom"])):
+            raise ValidationError(f"denom {entry['denom']!r} must be lowercase letters and digits (uve)",
+                                  file=display, line=line, key=f"denoms[{i}].denom")
+        if not TOKEN.match(str(entry["token"])):
+            raise ValidationError(f"token {entry['token']!r} must be letters and digits, at most 12 (VE)",
+                                  file=display, line=line, key=f"denoms[{i}].token")
+        if not isinstance(entry["exponent"], int) or isinstance(entry["exponent"], bool) \
+                or not 0 <= entry["exponent"] <= 18:
+            raise ValidationError(f"exponent {entry['exponent']!r} must be a whole number from 0 to 18",
+                                  file=display, line=line, key=f"denoms[{i}].exponent")
+        if entry["denom"] in found:
+            raise ValidationError(f"denom {entry['denom']!r} listed twice", file=display, line=line,
+                                  key=f"denoms[{i}]")
+        found[entry["denom"]] = Denom(str(entry["denom"]), str(entry["token"]), entry["exponent"])
+
+
 def load(src) -> Catalog:
     metrics: dict[str, Metric] = {}
+    denoms: dict[str, Denom] = {}
     folder = src.templates / "metrics"
     files = sorted(folder.glob("*.yaml"))
     if not files:
@@ -78,6 +129,7 @@ def load(src) -> Catalog:
     for path in files:
         display = str(path.relative_to(src.root))
         data = load_yaml_file(path, display)
+        _denoms(data, display, denoms)
         entries = (data or {}).get("metrics") if isinstance(data, dict) else None
         if not isinstance(entries, list):
             raise ValidationError("expected a top-level 'metrics:' list", file=display, line=1)
@@ -106,14 +158,21 @@ def load(src) -> Catalog:
                 if bad in labels:
                     raise ValidationError(f"label {bad!r} is unbounded (one series per user/account); "
                                           "export an aggregate instead", file=display, line=line, key=name)
+            scope = entry.get("scope", "chain" if CHAIN_PREFIX.match(name) else "node")
+            if scope not in SCOPES:
+                raise ValidationError(f"scope {scope!r} is not allowed; allowed: {', '.join(SCOPES)}",
+                                      file=display, line=line, key=name)
+            if CHAIN_PREFIX.match(name) and scope != "chain":
+                raise ValidationError("a module metric is chain state (every full node exports the same value): "
+                                      "scope: chain", file=display, line=line, key=name)
             if name in metrics:
                 raise ValidationError(f"metric listed twice (also in {metrics[name].file})",
                                       file=display, line=line, key=name)
             metrics[name] = Metric(name=name, type=entry["type"], labels=labels, unit=str(entry.get("unit", "")),
                                    help=entry["help"].strip(), source=entry["source"],
                                    critical=bool(entry.get("critical", False)), note=str(entry.get("note", "")).strip(),
-                                   file=display)
-    return Catalog(metrics)
+                                   file=display, scope=scope)
+    return Catalog(metrics, sorted(denoms.values(), key=lambda d: d.denom))
 
 
 def build(src, out) -> None:

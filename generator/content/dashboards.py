@@ -223,8 +223,9 @@ def slos(src, out) -> dict[str, dict]:
 
 def build(src, out) -> None:
     catalog = out.shared["catalog"]
-    context = {"slos": slos(src, out)}
+    context = {"slos": slos(src, out), "denoms": [vars(d) for d in catalog.denoms]}
     recorded = out.shared.get("recorded", set())
+    chain = {m.name for m in catalog.metrics.values() if m.scope == "chain"}
     docs: dict[str, tuple[dict, str]] = {}
     for path in sorted((src.templates / "dashboards").glob("*.yaml.j2")):
         name = str(path.relative_to(src.templates))
@@ -253,7 +254,7 @@ def build(src, out) -> None:
             for target in panel.get("targets", []):
                 catalog.check_expr(target.get("expr", ""), f"dashboard {uid}, panel {panel.get('title')!r}",
                                    recorded=recorded, file=display)
-        problems = dashlint.structural(dashboard, set(docs))
+        problems = dashlint.structural(dashboard, set(docs)) + dashlint.chain_problems(dashboard, chain)
         if problems:
             raise ValidationError("dashboard lint:\n  " + "\n  ".join(problems), file=display)
         pretty = dump_json(dashboard)

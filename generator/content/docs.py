@@ -17,17 +17,26 @@ def metrics_md(catalog) -> str:
         "Every metric a VirtEngine dashboard or alert reads. The application teams export the",
         "`virtengine_*` metrics exactly as listed here; the others come from the named exporters.",
         "A metric marked critical is shown on at least one dashboard (the render fails otherwise).",
+        "Scope `chain` is chain state: every full node exports the same value, so dashboards and",
+        "rules count it once across nodes (`max by (cluster, chain_id) (sum by (cluster, chain_id,",
+        "instance) (...))`), never as a sum over nodes; `node` is the node's own.",
         "",
     ]
+    if catalog.denoms:
+        lines += ["## Token denominations", "",
+                  "Amounts are exported in the denom's minor unit; dashboards divide by 10^exponent and show "
+                  "the token's name.", "", "| denom (minor unit) | token | exponent |", "|---|---|---|"]
+        lines += [f"| `{d.denom}` | {d.token} | {d.exponent} |" for d in catalog.denoms]
+        lines.append("")
     by_source: dict[str, list] = {}
     for m in catalog.metrics.values():
         by_source.setdefault(m.source, []).append(m)
     for source in sorted(by_source):
-        lines += [f"## {source}", "", "| metric | type | labels | unit | critical | meaning |",
-                  "|---|---|---|---|---|---|"]
+        lines += [f"## {source}", "", "| metric | type | labels | unit | scope | critical | meaning |",
+                  "|---|---|---|---|---|---|---|"]
         for m in sorted(by_source[source], key=lambda m: m.name):
             meaning = m.help + (f" *{m.note}*" if m.note else "")
-            lines.append(f"| `{m.name}` | {m.type} | {', '.join(f'`{x}`' for x in m.labels)} | {m.unit} | "
+            lines.append(f"| `{m.name}` | {m.type} | {', '.join(f'`{x}`' for x in m.labels)} | {m.unit} | {m.scope} | "
                          f"{'yes' if m.critical else ''} | {meaning} |")
         lines.append("")
     return "\n".join(lines)

@@ -16,7 +16,8 @@ and every ``--set`` gets its own. What is the same everywhere is data here:
 The stage checks that every template a receiver uses is defined, and that
 every alert name the routing values match on (``alertname="X"``) and every
 rule group a route names exists in the rules, so renaming an alert cannot
-silently break its route or inhibition.
+silently break its route or inhibition; and that no route sends the alerts
+about a failing vendor (``integration="pagerduty"``) to that same vendor.
 """
 from __future__ import annotations
 
@@ -51,6 +52,22 @@ def _alert_names(matcher: str) -> list[str]:
         return [m.group(2)]
     parts = m.group(2).split("|")
     return [p for p in parts if re.fullmatch(r"[A-Za-z0-9]+", p)]
+
+
+INTEGRATION = re.compile(r'^integration="(pagerduty|opsgenie)"$')
+
+
+def check_failover(routes: dict, where: str) -> None:
+    """A route for a failing vendor's alerts (matcher ``integration="<vendor>"``) must not notify that vendor."""
+    for key, route in sorted(routes.items()):
+        if not isinstance(route, dict) or route.get("enabled") is False:
+            continue
+        for matcher in route.get("matchers") or []:
+            m = INTEGRATION.match(matcher)
+            if m and route.get("notify") == m.group(1):
+                raise ValidationError(f"routes the alerts about failing {m.group(1)} notifications to {m.group(1)} "
+                                      "itself, which cannot deliver them; notify the other vendor (or none)",
+                                      file=where, key=f"alertmanager.routes.{key}.notify")
 
 
 def check_values(alertmanager: dict, alerts: set[str], groups: set[str], where: str) -> None:
@@ -99,6 +116,14 @@ def build(src, out) -> None:
     out.add("chart/files/alertmanager/receivers.json", dump_json(shapes))
     alerts = set(out.shared.get("alerts", {}))
     groups = set(out.shared.get("rule_groups", {}))
+    base_routes = (src.defaults.data.get("alertmanager") or {}).get("routes") or {}
+    check_failover(base_routes, "values/defaults.yaml")
+    for name, env in sorted(src.envs.items()):
+        data = getattr(env, "data", None) or {}
+        routes = (data.get("alertmanager") or {}).get("routes") if isinstance(data, dict) else None
+        if isinstance(routes, dict):
+            merged = {k: {**(base_routes.get(k) or {}), **(v or {})} for k, v in routes.items() if isinstance(v, dict)}
+            check_failover(merged, f"values/{name}.yaml")
     if alerts:
         check_values(src.defaults.data.get("alertmanager") or {}, alerts, groups, "values/defaults.yaml")
         for name, env in sorted(src.envs.items()):

@@ -35,7 +35,25 @@ ANNOTATION_VALUE = (r"^([^{]|\{[^{]|\{\{-? *\$(labels\.[A-Za-z_][A-Za-z0-9_]*|va
 ALERT_FIELDS = {"alert", "expr", "for", "keep_firing_for", "severity", "team", "service", "summary",
                 "description", "dashboard", "params", "labels", "runbook", "meaning"}
 RECORD_FIELDS = {"record", "expr", "labels"}
+# placeholders a description may use besides its params: the hold time as set for the environment
+HOLD_PLACEHOLDERS = ("for",)
+# a number with a unit of time or a percent sign, written as text: it goes stale when the value in values/ changes
+LITERAL_AMOUNT = re.compile(r"(?<![\w.$])\d+(\.\d+)?\s*(ms|s|m|h|d|w|y|min|mins|minutes?|hours?|seconds?|days?|weeks?"
+                            r"|%)(?![\w])")
+
+
+def literal_amount(description: str) -> str | None:
+    """The first duration or percentage written as literal text, outside ``${...}`` and ``{{ ... }}``."""
+    text = re.sub(r"\{\{.*?\}\}", " ", description, flags=re.S)
+    text = PARAM.sub(" ", text)
+    m = LITERAL_AMOUNT.search(text)
+    return m.group(0) if m else None
+
+
 MAX_RULES_PER_GROUP = 20
+# recording rules the chart itself renders from values (templates/prometheus/rules.yaml), not from a template:
+# record name -> the values key they come from
+CHART_RECORDS = {"denom:virtengine_escrow_balance_minimum:minor_units": "rules.escrowMinimumBalance"}
 
 
 def _check_alert(rule: dict, where: str, display: str) -> dict:
@@ -59,7 +77,19 @@ def _check_alert(rule: dict, where: str, display: str) -> dict:
     for key, value in params.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValidationError(f"alert {name}: param {key!r} must be a number, got {value!r}", file=display)
-    used = set(PARAM.findall(rule["expr"])) | set(PARAM.findall(rule["description"]))
+    reserved = set(HOLD_PLACEHOLDERS) & set(params)
+    if reserved:
+        raise ValidationError(f"alert {name}: param {sorted(reserved)[0]!r} is reserved for the hold time", file=display)
+    held = set(PARAM.findall(rule["expr"])) & set(HOLD_PLACEHOLDERS)
+    if held:
+        raise ValidationError(f"alert {name}: ${{{sorted(held)[0]}}} may only be used in the description",
+                              file=display)
+    literal = literal_amount(rule["description"])
+    if literal:
+        raise ValidationError(f"alert {name}: description writes {literal!r} as literal text; use the value "
+                              "the rule uses (${param}, ${for}) or {{ $value }}, or leave the number out",
+                              file=display)
+    used = set(PARAM.findall(rule["expr"])) | (set(PARAM.findall(rule["description"])) - set(HOLD_PLACEHOLDERS))
     missing = used - set(params)
     if missing:
         raise ValidationError(f"alert {name}: ${{{sorted(missing)[0]}}} is used but not declared in params",
@@ -99,7 +129,7 @@ def build(src, out) -> None:
     catalog = out.shared["catalog"]
     groups: dict[str, dict] = {}
     alerts: dict[str, dict] = {}
-    recorded: set[str] = set()
+    recorded: set[str] = set(CHART_RECORDS)
     sources: list[tuple[str, str, dict]] = []
     out.shared["slos"] = slo_spec.load(src)
     for group in slo_spec.rule_groups(out.shared["slos"]) if out.shared["slos"] else ():
@@ -227,9 +257,11 @@ def param_text(value) -> str:
     return repr(number)
 
 
-def _substitute(text: str, params: dict) -> str:
+def _substitute(text: str, params: dict, hold: str | None = None) -> str:
     for key, value in params.items():
         text = text.replace("${%s}" % key, param_text(value))
+    if hold is not None:
+        text = text.replace("${for}", hold)
     return text
 
 
@@ -245,7 +277,7 @@ def final_rule(rule: dict) -> dict:
         "labels": {**rule["labels"], "severity": rule["severity"]},
         "annotations": {
             "summary": rule["summary"],
-            "description": _substitute(rule["description"], params),
+            "description": _substitute(rule["description"], params, rule["for"]),
             "runbook_url": f"{RUNBOOK_URL}/{rule['runbook']}.md",
             "dashboard_url": f"{GRAFANA_URL}{rule['dashboard']['path']}",
         },
@@ -269,9 +301,11 @@ def _index(groups: dict) -> str:
 
 
 def _templates(group: dict) -> str | None:
-    """The ${param} templates of a group's expressions and descriptions, for thresholds set in values."""
+    """The ${param} / ${for} templates of a group's expressions and descriptions, for thresholds and hold
+    times set in values."""
     alerts = {rule["alert"]: {"params": rule["params"], "expr": rule["expr"], "description": rule["description"]}
-              for rule in group["rules"] if "alert" in rule and rule["params"]}
+              for rule in group["rules"]
+              if "alert" in rule and (rule["params"] or "${for}" in rule["description"])}
     return _chart_json(alerts) if alerts else None
 
 

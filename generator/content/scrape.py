@@ -4,7 +4,8 @@ The chart's ServiceMonitors and PodMonitors (``templates/scrape/``) are
 rendered by Helm from ``scrape.components``; this module turns the same
 values into the jobs a Prometheus without the operator needs, so both have
 the same job names, paths, params, intervals, timeouts and relabelling
-(``job`` and ``cluster`` set on every series, ``chain_id`` added where a
+(``job`` and ``cluster`` set on every series, the pod labels of
+``podLabels`` copied to target labels, e.g. ``role``, ``chain_id`` added where a
 series lacks it). Two forms:
 
 - ``static``: ``static_configs`` with each component's ``localTargets`` (or
@@ -54,6 +55,14 @@ def _relabel(values: dict, job: str) -> list[dict]:
             {"target_label": "cluster", "replacement": values["global"]["cluster"], "action": "replace"}]
 
 
+def _pod_labels(c: dict) -> list[dict]:
+    """Target labels copied from pod labels (``podLabels``: role <- app.kubernetes.io/component); a pod
+    without the label gets none (the static form has no pods, so its targets carry no such label)."""
+    return [{"source_labels": ["__meta_kubernetes_pod_label_" + re.sub(r"[^A-Za-z0-9_]", "_", pod_label)],
+             "regex": "(.+)", "target_label": target, "replacement": "$1", "action": "replace"}
+            for target, pod_label in sorted((c.get("podLabels") or {}).items())]
+
+
 def _metric_relabel(values: dict) -> list[dict]:
     chain = values["global"].get("chainId")
     if not chain:
@@ -92,7 +101,7 @@ def scrape_configs(values: dict, *, mode: str = "static", targets: dict[str, lis
         elif mode == "kubernetes":
             sd, keep = _kubernetes_keep(values, c, namespace)
             job["kubernetes_sd_configs"] = [sd]
-            relabel = keep + relabel
+            relabel = keep + relabel + _pod_labels(c)
         else:
             raise ValueError(mode)
         job["relabel_configs"] = relabel

@@ -6,8 +6,10 @@ Each SLO (objective, window, a good/total or error/total query with
 - ``slo:sli_error:ratio_rate<w>{slo="<name>"}`` for the windows in
   ``WINDOWS``: the error ratio, aggregated ``by (cluster)``; no series while
   there is no traffic (a zero denominator is no evidence of an outage);
-- ``slo:error_budget_remaining:ratio{slo="<name>"}``: 1 - errors spent over
-  the SLO window / budget (can go negative);
+- ``slo:sli_total:rate5m`` and ``slo:sli_errors:rate5m``: events and errors a
+  second over 5m, and ``slo:error_budget_remaining:ratio{slo="<name>"}``:
+  1 - (errors / events over the SLO window) / budget, weighted by events (a
+  busy good hour outweighs a quiet bad one), can go negative;
 - ``slo:sli_total:rate1h{slo="<name>"}`` when the SLO sets
   ``minEventsPerHour``: the SLI's events a second over 1h, ``by (cluster)``;
 - multi-window, multi-burn-rate alerts (Google SRE workbook, chapter 5):
@@ -41,6 +43,8 @@ FIELDS = {"summary", "meaning", "objective", "window", "team", "service", "dashb
           "minEventsPerHour"}
 NAME = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
 DURATION = re.compile(r"^[0-9]+[dhw]$")
+# an exact match on a histogram bound or a summary quantile: one of the two spellings only (Prometheus 2 vs 3)
+ONE_SPELLING = re.compile(r"\b(le|quantile)\s*=\s*\"")
 
 
 def load(src) -> dict[str, dict]:
@@ -90,6 +94,12 @@ def load(src) -> dict[str, dict]:
             if "${window}" not in str(query):
                 raise ValidationError(f"sli.{part} must contain ${{window}} where the range goes",
                                       file=FILE, line=line, key=f"{key}.sli.{part}")
+            exact = ONE_SPELLING.search(str(query))
+            if exact:
+                raise ValidationError(f"sli.{part} selects {exact.group(0)}...: Prometheus 3 stores whole-number "
+                                      f"bounds as {exact.group(1)}=\"10.0\" where Prometheus 2 stored "
+                                      f"{exact.group(1)}=\"10\"; match both, e.g. {exact.group(1)}=~\"10|10\\\\.0\"",
+                                      file=FILE, line=line, key=f"{key}.sli.{part}")
             if "by (cluster" not in str(query):
                 raise ValidationError(f"sli.{part} must aggregate `by (cluster)` so each cluster has its own SLI",
                                       file=FILE, line=line, key=f"{key}.sli.{part}")
@@ -111,10 +121,12 @@ def _ratio(spec: dict, window: str) -> str:
     total = sli["total"].replace("${window}", window).strip()
     if sli.get("error"):
         errors = sli["error"].replace("${window}", window).strip()
-        # no error series yet (nothing ever failed) counts as zero errors
+        # no error series yet (a labelled counter appears at its first increment) counts as zero errors
         return f"({errors} or ({total}) * 0)\n/\n({total} > 0)"
     good = sli["good"].replace("${window}", window).strip()
-    return f"clamp_min(\n  1 - ({good} or ({total}) * 0)\n  / ({total} > 0),\n  0\n)"
+    # no `or ... * 0` here: a good series that does not exist (a bucket bound spelt otherwise, a renamed
+    # metric) is no data, not 100% errors
+    return f"clamp_min(\n  1 - ({good})\n  / ({total} > 0),\n  0\n)"
 
 
 def _number(value: float) -> str:
@@ -129,9 +141,18 @@ def rule_groups(slos: dict[str, dict]) -> list[dict]:
         budget = 1 - spec["objective"]
         rules = [{"record": f"slo:sli_error:ratio_rate{w}", "expr": _ratio(spec, w), "labels": {"slo": name}}
                  for w in WINDOWS]
+        # the budget weighs events, not minutes: errors and events a second over 5m, recorded every evaluation,
+        # summed over the SLO window (the evaluation interval and the 5m overlap cancel out in the ratio); the
+        # events only count while the SLI is defined (the error ratio exists)
+        total5m = spec["sli"]["total"].replace("${window}", "5m").strip()
+        rules.append({"record": "slo:sli_total:rate5m", "labels": {"slo": name},
+                      "expr": f"{total5m}\nand on (cluster)\nslo:sli_error:ratio_rate5m{sel}"})
+        rules.append({"record": "slo:sli_errors:rate5m", "labels": {"slo": name},
+                      "expr": f"slo:sli_error:ratio_rate5m{sel}\n* on (cluster)\nslo:sli_total:rate5m{sel}"})
         rules.append({"record": "slo:error_budget_remaining:ratio", "labels": {"slo": name},
-                      "expr": f"1 - avg_over_time(slo:sli_error:ratio_rate5m{sel}[{spec['window']}]) "
-                              f"/ {_number(budget)}"})
+                      "expr": f"1 - (\n  sum_over_time(slo:sli_errors:rate5m{sel}[{spec['window']}])\n"
+                              f"  / on (cluster)\n  (sum_over_time(slo:sli_total:rate5m{sel}[{spec['window']}]) > 0)\n"
+                              f") / {_number(budget)}"})
         minimum = spec.get("minEventsPerHour")
         if minimum is not None:
             rules.append({"record": "slo:sli_total:rate1h", "labels": {"slo": name},
@@ -163,13 +184,16 @@ def rule_groups(slos: dict[str, dict]) -> list[dict]:
                 "labels": {"slo": name, "burn": "fast" if kind == "page" else "slow"},
                 "summary": (f"The {name.replace('_', ' ')} SLO is burning its error budget "
                             f"{'fast: it will be gone within days' if kind == 'page' else 'faster than it refills'}."),
-                "description": (f"SLO {name} ({percent}: {spec['summary'].rstrip('.')}) in cluster "
-                                "{{ $labels.cluster }}: error ratio {{ $value | humanizePercentage }} over the "
-                                f"long window ({windows}; budget {_number(budget * 100)}% errors over "
-                                f"{spec['window']})."),
+                # no number in the text but the value: the objective, windows and burn rates are in the meaning
+                "description": (f"SLO {name} in cluster {{{{ $labels.cluster }}}}: error ratio "
+                                "{{ $value | humanizePercentage }} over the long window; "
+                                + ("at this burn the error budget of the SLO window is gone within days."
+                                   if kind == "page" else
+                                   "the error budget of the SLO window is spent faster than it refills.")),
                 "dashboard": {"uid": spec["dashboard"]},
-                "meaning": (f"{spec.get('meaning', spec['summary'])} Burning {'14.4x/6x' if kind == 'page' else '3x/1x'} "
-                            "the budget over two windows; without traffic there is no SLI and no alert."
+                "meaning": (f"{spec.get('meaning', spec['summary'])} Objective {percent} over {spec['window']} "
+                            f"(budget {_number(budget * 100)}% errors); fires at {windows}. Without traffic, or "
+                            "without the good series, there is no SLI and no alert."
                             f"{guard}"),
             })
     groups.append({"name": "virtengine.slo", "rules": alerts})

@@ -79,8 +79,12 @@ label picks the receiver, an unknown or missing team gets defaultTeam's.
 {{- $am := .am }}
 {{- $team := get $am.teams .team }}
 {{- if eq .kind "pagerduty" }}
-{{- $secret := $am.pagerduty.routingKeySecret }}
-{{- with $team.pagerdutyRoutingKeySecret }}{{ if .name }}{{ $secret = . }}{{ end }}{{ end }}
+{{- /* the team's own routing key: its name and key where set, the shared Secret's otherwise */}}
+{{- $secret := pick $am.pagerduty.routingKeySecret "name" "key" }}
+{{- with $team.pagerdutyRoutingKeySecret }}
+{{- if .name }}{{ $_ := set $secret "name" .name }}{{ end }}
+{{- if .key }}{{ $_ := set $secret "key" .key }}{{ end }}
+{{- end }}
 {{- $name := printf "pagerduty-%s" .team }}
 {{- if not (hasKey .receivers $name) }}{{ $_ := set .receivers $name (dict "name" $name "kind" "pagerduty" "team" .team "secret" $secret) }}{{ end }}
 {{- $name }}

@@ -26,7 +26,7 @@ namespaceSelector:
     {{- toYaml (default (list .root.Release.Namespace) .root.Values.scrape.namespaces) | nindent 4 }}
 {{- end }}
 
-{{/* vemon.scrapeEndpoint: one endpoint: port, path, params, interval, timeout; relabelling sets job and cluster on every series (up included) and chain_id where a series lacks it. */}}
+{{/* vemon.scrapeEndpoint: one endpoint: port, path, params, interval, timeout; relabelling sets job and cluster on every series (up included), copies the pod labels named in podLabels to target labels (role: app.kubernetes.io/component) and sets chain_id where a series lacks it. */}}
 {{- define "vemon.scrapeEndpoint" -}}
 - port: {{ .c.port }}
   path: {{ .c.path }}
@@ -43,6 +43,13 @@ namespaceSelector:
     - action: replace
       targetLabel: cluster
       replacement: {{ include "vemon.cluster" .root | quote }}
+  {{- range $target, $podLabel := .c.podLabels }}
+    - action: replace
+      sourceLabels: [{{ printf "__meta_kubernetes_pod_label_%s" (regexReplaceAll "[^A-Za-z0-9_]" $podLabel "_") }}]
+      regex: "(.+)"
+      targetLabel: {{ $target }}
+      replacement: "$1"
+  {{- end }}
   {{- with .root.Values.global.chainId }}
   metricRelabelings:
     - action: replace
