@@ -119,6 +119,8 @@ COUNTERS = (
 # (pattern, leader, share[, lag in blocks])
 FOLLOWS = (
     (r"(.*)_orders_matched_total", r"\1_orders_created_total", 0.99, 30),
+    # every order is resolved once (by outcome: the outcome values' weights split it), after the matching delay
+    (r"(.*)_orders_resolved_total", r"\1_orders_created_total", 1.0, 30),
     (r"(.*)_workload_failures_total", r"\1_workload_starts_total", 0.005),
     (r"(.*)_timeout_total", r"\1_requests_total", 0.002),
     (r"(.*)_verifications_total", r"\1_submissions_total", 0.98),
@@ -343,9 +345,17 @@ class MetricOnTarget:
 
     def _follow(self, mods: Modifiers) -> None:
         now = self.target.chain.live_time
+        # several outcomes of one leader series split its events (each order resolved once): shares sum to 1
+        split: dict[int, float] = {}
+        for s, ls in self._pairs:
+            split[id(ls)] = split.get(id(ls), 0.0) + s.weight * (mods.bad_weight if s.bad else 1.0)
+        counts = {key: sum(1 for _, ls in self._pairs if id(ls) == key) for key in split}
         for s, ls in self._pairs:
             done = self.leader.value_at(ls, now - self.lag) - self.leader.value_at(ls, self._when - self.lag)
-            s.value += max(0.0, done) * self.spec.share * s.weight * mods.rate * (mods.bad_weight if s.bad else 1.0)
+            weight = s.weight * (mods.bad_weight if s.bad else 1.0)
+            if counts[id(ls)] > 1:
+                weight /= split[id(ls)] or 1.0
+            s.value += max(0.0, done) * self.spec.share * weight * mods.rate
         self._when = now
 
     def rewound(self, s: Series, blocks: float) -> tuple:

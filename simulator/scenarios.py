@@ -84,6 +84,7 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              "VEID requests fail, 90% of orders go unmatched",
              effects=(Effect(r"virtengine_veid_.*_seconds", median=10.0),
                       Effect(r"virtengine_market_orders_matched_total", rate=0.1),
+                      Effect(r"virtengine_market_orders_resolved_total", bad_weight=10.0),
                       Effect(r"virtengine_(veid|market|escrow)_.*", bad_weight=60.0))),
     Scenario("exporter_down", "one CometBFT node's metrics endpoint stops answering (connection refused)",
              stop="cometbft"),

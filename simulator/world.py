@@ -96,9 +96,11 @@ VALUE_WEIGHTS = {
     "pending": 0.1, "deploying": 0.1, "closed": 0.05, "inactive": 0.0, "jailed": 0.0, "approved": 0.9,
     "insufficient_funds": 0.3, "invalid_request": 0.3, "5": BAD, "11": BAD,
     "idle": 3.0, "user": 0.6, "system": 0.3, "iowait": 0.05,
+    # how orders leave the open state: nearly all matched within the SLA
+    "matched_within_sla": 0.97, "matched_late": 0.01, "expired": 0.01, "cancelled": 0.01,
 }
 BAD_VALUES = frozenset({"failure", "failed", "error", "timeout", "rejected", "unavailable", "5", "11",
-                        "insufficient_funds", "invalid_request"})
+                        "insufficient_funds", "invalid_request", "matched_late", "expired"})
 
 
 def _hex(seed: str, n: int = 40) -> str:
