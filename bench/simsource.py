@@ -38,6 +38,8 @@ def write_history(sim, path: Path, *, start: int, end: int, step: int, cluster: 
         for target in sim.targets:
             base = {"job": target.job, "instance": target.name, "namespace": sim.world.namespace,
                     "pod": target.name.split(":")[0], "cluster": cluster}
+            if target.role:   # CometBFT node targets carry their role, as in a live scrape
+                base["role"] = target.role
             samples = [("up", {}, 1.0 if target.up else 0.0)]
             for family in sim.families(target):
                 samples += [(s.name, s.labels, s.value) for s in family.samples]

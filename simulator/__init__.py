@@ -4,7 +4,8 @@ It serves each metric of ``templates_src/metrics/*.yaml`` from the targets a
 real cluster has (a CometBFT endpoint per node of several chains, an API
 endpoint per chain, provider daemons, ML inference servers), with labels,
 values and cardinality like production, and switches fault scenarios at run
-time (see ``scenarios.SCENARIOS``).
+time (see ``scenarios.SCENARIOS``). What it serves follows docs/world-model.md (CometBFT v0.38,
+Cosmos SDK telemetry, Prometheus 2 or 3 bucket spelling); tests/test_world_model.py checks it.
 
 Command line: ``python -m simulator --port 9100 --scenario consensus_stall``.
 Library::

@@ -24,13 +24,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--block-time", type=float, default=6.0, help="seconds per block")
     parser.add_argument("--cluster", default="virtengine-local", help="cluster label in the printed scrape config")
+    parser.add_argument("--le-style", default="prom2", choices=["prom2", "prom3"],
+                        help='bucket bounds as Prometheus 2 stores them (le="10") or as Prometheus 3 does (le="10.0")')
+    parser.add_argument("--provider-only", action="store_true",
+                        help="a cluster with provider daemons and exporters but no chain node")
     parser.add_argument("--print-scrape-config", action="store_true",
                         help="print Prometheus scrape_configs (JSON) after starting")
     args = parser.parse_args(argv)
 
     base = args.target_base_port if args.target_base_port is not None else (args.port + 1 if args.port else 0)
     try:
-        sim = Simulator(args.catalog, seed=args.seed, block_time=args.block_time).start(args.port,
+        sim = Simulator(args.catalog, seed=args.seed, block_time=args.block_time, le_style=args.le_style,
+                        provider_only=args.provider_only).start(args.port,
                                                                                           target_base_port=base or None)
     except (OSError, ValueError, OverflowError) as exc:
         print(f"simulator: {exc}", file=sys.stderr)

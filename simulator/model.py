@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from itertools import product
 
 from .catalog import MetricDef
-from .world import BAD_VALUES, VALUE_WEIGHTS, Chain, Target, World
+from .world import BAD_VALUES, PEERS, VALUE_WEIGHTS, Chain, Target, World
 
 SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 BYTES_BUCKETS = tuple(256 * 4 ** i for i in range(10))
@@ -43,15 +43,24 @@ class Spec:
     sigma: float = 0.6
     buckets: tuple = SECONDS_BUCKETS
     per_block: bool = False    # rate and median follow the chain's block time
+    block_median: bool = False # the median (not the rate) follows the block time: waiting for the next block
+    leader: str = ""           # counters: the counter whose events this one counts a share of...
+    share: float = 1.0
+    lag_blocks: float = 0.0    # ...this many blocks later (an order is matched minutes after it is created)
 
 
 def _g(**kw) -> Spec:
     return Spec(**kw)
 
 
-# gauges that mirror the chain's state
+# gauges that mirror the chain's state (CometBFT v0.38 consensus/metrics.go, set in consensus/state.go
+# recordMetrics at each commit, updateHeight at start-up and each new height; blocksync/metrics.go)
 CHAIN_GAUGES = (
-    (r".*_consensus_(latest_block_)?height|.*_latest_block_height|.*_block_height", "height"),
+    (r".*_consensus_height", "height"),
+    (r".*_consensus_latest_block_height", "committed_height"),
+    (r".*_blocksync_latest_block_height", "sync_height"),
+    (r".*_blocksync_syncing", "syncing"),
+    (r".*_latest_block_height|.*_block_height", "height"),
     (r".*_consensus_validators", "validators"),
     (r".*_consensus_validators_power", "validators_power"),
     (r".*_consensus_missing_validators", "missing_validators"),
@@ -60,8 +69,13 @@ CHAIN_GAUGES = (
     (r".*_consensus_validator_last_signed_height", "last_signed"),
     (r".*_consensus_validator_missed_blocks", "missed"),
     (r".*_consensus_rounds", "rounds"),
+    (r".*_consensus_round_voting_power_percent", "round_power"),
     (r".*_consensus_total_txs", "total_txs"),
 )
+# CometBFT gauges set once per committed block: they freeze while no block is committed (halt, block sync)
+COMMIT_GAUGES = re.compile(r"cometbft_consensus_.*")
+# application metrics are chain state: every full node of a chain serves the same values (one model per chain)
+CHAIN_STATE_SOURCES = frozenset({"application", "cosmos-sdk"})
 # served by Prometheus itself for each scrape, never by an exporter
 SYNTHETIC = re.compile(r"up|scrape_.*")
 GAUGES = (
@@ -102,8 +116,11 @@ COUNTERS = (
     (r".*(order|bid|lease).*", 2.0),
 )
 # counters that count a share of another counter's events (same labels): (pattern, leader, share)
+# (pattern, leader, share[, lag in blocks])
 FOLLOWS = (
-    (r"(.*)_orders_matched_total", r"\1_orders_created_total", 0.99),
+    (r"(.*)_orders_matched_total", r"\1_orders_created_total", 0.99, 30),
+    # every order is resolved once (by outcome: the outcome values' weights split it), after the matching delay
+    (r"(.*)_orders_resolved_total", r"\1_orders_created_total", 1.0, 30),
     (r"(.*)_workload_failures_total", r"\1_workload_starts_total", 0.005),
     (r"(.*)_timeout_total", r"\1_requests_total", 0.002),
     (r"(.*)_verifications_total", r"\1_submissions_total", 0.98),
@@ -111,6 +128,8 @@ FOLLOWS = (
     (r"(.*)_notifications_errors_total", r"\1_notifications_sent_total", 0.0),
 )
 HISTOGRAMS = (
+    # a transaction waits for the next block (uniform over the interval) and its commit: median 0.6 intervals
+    (r"virtengine_tx_latency_seconds", dict(median=0.6, sigma=0.35, rate=3.0, block_median=True)),
     (r".*block_interval_seconds", dict(median=1.0, sigma=0.08, rate=1.0, per_block=True)),
     (r".*round_duration_seconds", dict(median=0.8, sigma=0.15, rate=1.0, per_block=True)),
     (r".*step_duration_seconds", dict(median=0.1, sigma=0.5, rate=4.0, per_block=True)),
@@ -128,7 +147,7 @@ def spec_for(metric: MetricDef) -> Spec:
     if metric.type == "gauge":
         for pattern, attr in CHAIN_GAUGES:
             if re.fullmatch(pattern, name):
-                return Spec(gauge=f"chain:{attr}", integer=True)
+                return Spec(gauge=f"chain:{attr}", integer=attr != "round_power")
         for pattern, spec in GAUGES[:5]:
             if re.fullmatch(pattern, name):
                 return spec
@@ -143,10 +162,11 @@ def spec_for(metric: MetricDef) -> Spec:
                 return spec
         return Spec()
     if metric.type == "counter":
-        for pattern, leader, share in FOLLOWS:
+        for pattern, leader, share, *lag in FOLLOWS:
             if re.fullmatch(pattern, name):
                 lead = re.sub(pattern, leader, name)
-                return Spec(rate=spec_for(MetricDef(lead, "counter", (), metric.unit, "", metric.source)).rate * share)
+                rate = spec_for(MetricDef(lead, "counter", (), metric.unit, "", metric.source)).rate * share
+                return Spec(rate=rate, leader=lead, share=share, lag_blocks=float(lag[0]) if lag else 0.0)
         for pattern, rate in COUNTERS:
             if re.fullmatch(pattern, name):
                 return Spec(rate=rate)
@@ -187,6 +207,7 @@ class Series:
     buckets: list = field(default_factory=list)
     count: float = 0.0
     total: float = 0.0
+    history: list = field(default_factory=list)   # leaders of a lagging follower: (chain height, value)
 
 
 @dataclass
@@ -205,6 +226,15 @@ class MetricOnTarget:
         if metric.type in ("histogram", "summary") and self.spec.per_block:
             bt = target.chain.block_time
             self.spec = replace(self.spec, median=self.spec.median * bt, rate=self.spec.rate / bt)
+        if metric.type in ("histogram", "summary") and self.spec.block_median:
+            self.spec = replace(self.spec, median=self.spec.median * target.chain.block_time)
+        if metric.type == "gauge" and re.fullmatch(r".*_p2p_peers", metric.name) and target.role in PEERS:
+            level, lo, hi = PEERS[target.role]
+            self.spec = replace(self.spec, level=level, lo=lo, hi=hi)
+        self.node = target.node_obj
+        self.commit_gauge = metric.source == "cometbft" and bool(COMMIT_GAUGES.fullmatch(metric.name))
+        self.leader: "MetricOnTarget | None" = None   # set by link_followers
+        self.last: float | None = None                # monotonic time of the last advance
         self.series: list[Series] = []
         labels = [label for label in metric.labels if label not in TARGET_LABELS]
         choices = [world.label_values(label, target, metric.name, metric.documented(label)) for label in labels]
@@ -235,19 +265,45 @@ class MetricOnTarget:
                 self._observe(s, self.spec.rate * weight * s.jitter * uptime, self.spec.median)
 
     # -- evolution
+    def in_consensus(self) -> bool:
+        """Whether this node commits blocks now (the chain is live and the node is not block-syncing)."""
+        chain = self.target.chain
+        return not chain.halted and (self.node is None or self.node.state == "consensus")
+
+    def reset(self) -> None:
+        """The exporting process restarted: counters and histograms start again from zero."""
+        for s in self.series:
+            if self.metric.type == "counter":
+                s.value = 0.0
+            elif self.metric.type in ("histogram", "summary"):
+                s.buckets, s.count, s.total = [0.0] * len(self.spec.buckets), 0.0, 0.0
+
     def advance(self, dt: float, mods: Modifiers, rng: random.Random) -> None:
         spec, kind = self.spec, self.metric.type
         chain = self.target.chain
+        if self.metric.source in CHAIN_STATE_SOURCES and chain.halted:
+            return   # chain state changes only with committed blocks
+        if kind == "counter" and self.leader is not None:
+            return self._follow(mods)
+        if kind == "gauge" and self.commit_gauge and not self.in_consensus():
+            return   # set at each commit: frozen while none happens
         for s in self.series:
             weight = s.weight * (mods.bad_weight if s.bad else 1.0)
             if kind == "counter":
                 s.value += spec.rate * weight * s.jitter * mods.rate * dt * rng.uniform(0.9, 1.1)
             elif kind in ("histogram", "summary"):
-                median = spec.median * mods.median * (chain.slowdown if spec.per_block else 1.0)
+                median = spec.median * mods.median * (chain.slowdown if spec.per_block or spec.block_median else 1.0)
                 n = spec.rate * weight * s.jitter * mods.rate * dt * rng.uniform(0.8, 1.2)
-                if spec.per_block and chain.stalled:
+                if spec.per_block and not self.in_consensus():
                     n = 0.0
+                if spec.block_median and chain.halted:
+                    n = 0.0   # nothing is included while no block is committed
                 self._observe(s, n, median)
+            if kind == "counter" and s.history is not None and self._followed:
+                s.history.append((chain.live_time, s.value))
+                keep = chain.live_time - self._followed - 5 * chain.block_time
+                while len(s.history) > 2 and s.history[1][0] < keep:
+                    s.history.pop(0)
             elif kind == "gauge" and spec.gauge == "walk":
                 target = spec.level * weight * s.jitter * mods.level
                 if not s.value and not dt:
@@ -255,6 +311,64 @@ class MetricOnTarget:
                 alpha = 1 - math.exp(-dt / 3.0) if mods.level == 1.0 else 1.0
                 noise = rng.gauss(0, 0.03 * target) if mods.level == 1.0 else 0.0
                 s.value = min(spec.hi, max(spec.lo, s.value + (target - s.value) * alpha + noise))
+
+    _followed = 0.0   # a leader: the largest lag (seconds of chain time) of its followers
+
+    def value_at(self, s: Series, when: float) -> float:
+        """A leader's counter value at chain time ``when`` (``Chain.live_time``; before the first record: its
+        nominal rate). Chain time stands still while the chain is halted: nothing is created or matched."""
+        hist = s.history or [(self.target.chain.live_time, s.value)]
+        if when <= hist[0][0]:
+            per_second = self.spec.rate * s.weight * s.jitter
+            return max(0.0, hist[0][1] - per_second * (hist[0][0] - when))
+        for (h0, v0), (h1, v1) in zip(hist, hist[1:]):
+            if h0 <= when <= h1:
+                return v0 if h1 == h0 else v0 + (v1 - v0) * (when - h0) / (h1 - h0)
+        return hist[-1][1]
+
+    def link(self, leader: "MetricOnTarget") -> None:
+        """Count ``spec.share`` of the leader's events ``spec.lag_blocks`` blocks after they happen."""
+        self.leader = leader
+        self.lag = self.spec.lag_blocks * self.target.chain.block_time   # the delay at the chain's block interval
+        leader._followed = max(leader._followed, self.lag)
+        now = self.target.chain.live_time
+        self._pairs = []
+        for s in self.series:
+            key = {k: v for k, v in s.labels.items() if k not in OUTCOME_LABELS}
+            match = next((ls for ls in leader.series
+                          if {k: v for k, v in ls.labels.items() if k not in OUTCOME_LABELS} == key), None)
+            if match is None:
+                continue
+            self._pairs.append((s, match))
+            s.value = float(int(self.spec.share * s.weight * leader.value_at(match, now - self.lag)))
+        self._when = now
+
+    def _follow(self, mods: Modifiers) -> None:
+        now = self.target.chain.live_time
+        # several outcomes of one leader series split its events (each order resolved once): shares sum to 1
+        split: dict[int, float] = {}
+        for s, ls in self._pairs:
+            split[id(ls)] = split.get(id(ls), 0.0) + s.weight * (mods.bad_weight if s.bad else 1.0)
+        counts = {key: sum(1 for _, ls in self._pairs if id(ls) == key) for key in split}
+        for s, ls in self._pairs:
+            done = self.leader.value_at(ls, now - self.lag) - self.leader.value_at(ls, self._when - self.lag)
+            weight = s.weight * (mods.bad_weight if s.bad else 1.0)
+            if counts[id(ls)] > 1:
+                weight /= split[id(ls)] or 1.0
+            s.value += max(0.0, done) * self.spec.share * weight * mods.rate
+        self._when = now
+
+    def rewound(self, s: Series, blocks: float) -> tuple:
+        """(value, buckets, count, total) of a chain-state series ``blocks`` blocks ago (a node behind the head)."""
+        if blocks <= 0 or self.metric.type == "gauge":
+            return s.value, s.buckets, s.count, s.total
+        seconds = blocks * self.target.chain.block_time
+        n = self.spec.rate * s.weight * s.jitter * seconds
+        if self.metric.type == "counter":
+            return max(0.0, s.value - n), s.buckets, s.count, s.total
+        buckets = [max(0.0, b - n * lognormal_cdf(le, self.spec.median, self.spec.sigma))
+                   for le, b in zip(self.spec.buckets, s.buckets)]
+        return s.value, buckets, max(0.0, s.count - n), max(0.0, s.total - n * self.spec.median)
 
     def _observe(self, s: Series, n: float, median: float) -> None:
         """Add the expected bucket counts of ``n`` observations."""
@@ -276,50 +390,65 @@ class MetricOnTarget:
         if spec.gauge == "time":
             return round(time.time(), 3)
         if spec.gauge.startswith("chain:"):
-            return float(chain_value(spec.gauge[6:], self.target, s.labels))
+            value = chain_value(spec.gauge[6:], self.target, s.labels)
+            return None if value is None else float(value)
         return float(round(s.value)) if spec.integer else round(s.value, 6)
 
 
-def chain_value(attr: str, target: Target, labels: dict) -> int:
+def chain_value(attr: str, target: Target, labels: dict) -> float | None:
+    """A chain gauge as this target's node exports it; None where the node has not set it (a series that
+    does not exist: a restarted node sets most consensus gauges only at its first commit)."""
     chain: Chain = target.chain
-    height = int(chain.height) - (1 if target.node.endswith(("-1", "-3")) else 0)
-    addresses = [v.address for v in chain.validators]
-    missing = _missing(chain)
+    node = target.node_obj
+    if node is None:   # not a node of ours (e.g. an API target without one): the chain head
+        height = int(chain.height)
+        syncing, fresh = False, False
+    else:
+        syncing, fresh = node.state == "syncing", node.fresh
+        if not syncing and fresh and int(chain.height) > node.sync_height:
+            node.fresh = fresh = False   # committed in consensus since the restart
+        height = node.start_height if syncing else node.applied_height(chain)
     if attr == "height":
+        # updateHeight: the height being decided (last committed + 1), set at start-up and at each new height;
+        # held at its start-up value while the node block-syncs
         return height
+    if attr == "syncing":
+        return 1 if syncing else 0
+    if attr == "sync_height":
+        return int(node.sync_height) if node is not None else height
+    if fresh:
+        return None   # recordMetrics has not run since the restart: the series does not exist yet
+    committed = chain.committed_missing
+    if attr == "committed_height":
+        return height - 1
     if attr == "validators":
         return len(chain.validators)
     if attr == "validators_power":
         return chain.total_power
     if attr == "missing_validators":
-        return len(missing)
+        return len(committed)
     if attr == "missing_power":
-        return sum(v.power for v in missing)
+        return sum(v.power for v in committed)
+    if attr == "rounds":
+        return int(chain.rounds)
+    if attr == "round_power":
+        # the share of the power whose votes of this vote type arrived in the current round
+        return round(chain.online_share(), 4)
+    if attr == "total_txs":
+        # a gauge CometBFT adds each block's transactions to: counted since the process started
+        return int(20 * max(0, height - (node.started_at_height if node else 0)))
     if attr in ("validator_power", "last_signed", "missed"):
-        address = labels.get("validator_address") or (target.validator.address if target.validator else addresses[0])
-        validator = chain.validators[addresses.index(address)] if address in addresses else chain.validators[0]
-        offline = validator in missing
+        validator = target.validator
+        if validator is None:
+            return None   # only the node's own validator (its priv_validator key) is exported
         if attr == "validator_power":
             return validator.power
         if attr == "last_signed":
-            return height - (int(chain.missed) if offline else 0)
-        return int(chain.missed) if offline else 0
-    if attr == "rounds":
-        return int(chain.rounds)
-    if attr == "total_txs":
-        return int(chain.total_txs)
+            # the last committed height whose LastCommit carries this validator's signature
+            return int(min(node.last_signed, height - 1))
+        # incremented for each committed block whose LastCommit lacks this validator's signature, since the
+        # process started (a gauge that CometBFT only adds to: it restarts from nothing with the process)
+        return int(node.missed)
     raise KeyError(attr)
 
 
-def _missing(chain: Chain) -> list:
-    """The validators offline for the chain's missing share of power, from the end of the set."""
-    if not chain.missing_share:
-        return []
-    goal = chain.total_power * chain.missing_share
-    missing, power = [], 0
-    for v in reversed(chain.validators):
-        if power >= goal:
-            break
-        missing.append(v)
-        power += v.power
-    return missing

@@ -34,18 +34,37 @@ class Scenario:
     effects: tuple[Effect, ...] = ()
     chain: dict = field(default_factory=dict)   # attributes set on the chain (stalled, missing_share, slowdown)
     stop: str = ""                              # job whose first target on the chain stops answering
+    restart: str = ""                           # "one": the chain's last node restarts and block-syncs; "all": every node
+    signer_down: bool = False                   # our validator's key stops signing (the node keeps running)
 
 
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
-    Scenario("consensus_stall", "the chain stops producing blocks: height frozen on every node, rounds climb, "
-             "no transactions are processed",
-             effects=(Effect(r"cometbft_consensus_(num_txs|block_size_bytes)", level=0.0),
-                      Effect(r"cometbft_consensus_(block_interval|round_duration)_seconds", rate=0.0),
-                      Effect(r"virtengine_(tx|market|veid|escrow)_.*", rate=0.0)),
+    Scenario("consensus_stall", "the chain stops producing blocks (e.g. an app hash mismatch): every consensus gauge "
+             "freezes at its last value on every node, rounds climb, the mempool fills, nothing is included",
+             effects=(Effect(r"cometbft_mempool_size(_bytes)?", level=5.0),),
              chain={"stalled": True}),
-    Scenario("voting_power_missing", "40% of the voting power (more than 1/3) is offline; blocks come slowly",
-             effects=(Effect(r"cometbft_consensus_block_interval_seconds", median=2.0),),
-             chain={"missing_share": 0.4, "slowdown": 2.0}),
+    Scenario("voting_power_missing", "28% of the voting power is offline (over a quarter, under the 1/3 that halts): "
+             "blocks keep coming, slower, often in a second round; missing power stays below 1/3",
+             chain={"missing_share": 0.28, "slowdown": 1.5}),
+    Scenario("validator_halt", "40% of the voting power is offline (1/3 or more): no block can be committed; "
+             "missing power freezes at the last committed block's value (under 1/3), rounds climb",
+             effects=(Effect(r"cometbft_mempool_size(_bytes)?", level=5.0),),
+             chain={"missing_share": 0.4}),
+    Scenario("upgrade_halt", "planned x/upgrade halt: every node stopped at the upgrade height; every consensus gauge, "
+             "rounds included, freezes until the new binary starts",
+             chain={"stalled": "upgrade"}),
+    Scenario("node_restart", "the chain's last node (a full node) restarts after being away: it block-syncs (syncing 1, "
+             "blocksync height rising, consensus height held at its start-up value), then rejoins consensus",
+             restart="one"),
+    Scenario("cluster_restart", "every node of the chain in this cluster restarts and block-syncs at once (the chain "
+             "itself keeps going on the other operators' validators)",
+             restart="all"),
+    Scenario("signer_down", "our validator's key stops signing (remote signer down): its node runs and follows the "
+             "chain, the validator misses every block (missed blocks climb, last signed height freezes)",
+             signer_down=True),
+    Scenario("order_burst", "ten times the usual orders are created; each is matched minutes (blocks) later, so "
+             "matched orders follow the burst after the matching delay: a burst, not a failure",
+             effects=(Effect(r"virtengine_market_orders_created_total", rate=10.0),)),
     Scenario("escrow_low", "escrow balances fall to 1/10,000 of normal (below the low-balance threshold)",
              effects=(Effect(r"virtengine_escrow_.*(balance|locked|deposit|tvl).*", level=0.0001),)),
     Scenario("veid_backlog", "VEID verifications pile up: the pending queue grows 40x and verifications slow down",
@@ -59,12 +78,13 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              effects=(Effect(r"virtengine_ml_.*timeout.*", rate=100.0),
                       Effect(r"virtengine_ml_.*_seconds", median=20.0),
                       Effect(r"virtengine_ml_.*", bad_weight=40.0))),
-    Scenario("tx_latency_spike", "transaction latency jumps 10x (p99 well above 5 s)",
+    Scenario("tx_latency_spike", "transaction latency jumps 10x (p99 of several block intervals)",
              effects=(Effect(r"virtengine_tx_.*_seconds", median=10.0),)),
     Scenario("slo_burn", "service level indicators go bad: VEID submissions take 10x longer, ~40% of market and "
              "VEID requests fail, 90% of orders go unmatched",
              effects=(Effect(r"virtengine_veid_.*_seconds", median=10.0),
                       Effect(r"virtengine_market_orders_matched_total", rate=0.1),
+                      Effect(r"virtengine_market_orders_resolved_total", bad_weight=10.0),
                       Effect(r"virtengine_(veid|market|escrow)_.*", bad_weight=60.0))),
     Scenario("exporter_down", "one CometBFT node's metrics endpoint stops answering (connection refused)",
              stop="cometbft"),

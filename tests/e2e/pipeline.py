@@ -57,7 +57,7 @@ EXPECTATIONS = (
     Expectation("consensus_stall", "a", "virtengine-1", (Page("ConsensusStalled", "pagerduty", "chain"),)),
     Expectation("voting_power_missing", "a", "virtengine-2", (Page("ValidatorDown", "pagerduty", "chain"),)),
     Expectation("exporter_down", "a", "virtengine-3", (Page("VirtEngineNodeDown", "opsgenie", "chain"),)),
-    Expectation("escrow_low", "b", "*", (Page("EscrowBalanceLow", "pagerduty", "escrow"),)),
+    Expectation("escrow_low", "b", "*", (Page("EscrowBalanceLow", "opsgenie", "escrow"),)),  # a warning: low balance alone pages nobody
     Expectation("veid_backlog", "b", "*", (Page("VEIDVerificationQueue", "opsgenie", "veid"),)),
     Expectation("provider_failures", "b", "*", (Page("ProviderHighFailureRate", "opsgenie", "provider"),)),
     Expectation("ml_timeouts", "b", "*", (Page("MLInferenceTimeout", "opsgenie", "ml"),)),

@@ -106,7 +106,8 @@ def test_each_scenario_moves_at_least_one_catalog_metric_or_target(name):
     s = Simulator(block_time=1.0, seed=7)   # not started: the scenario's effect on the model is enough
     s.activate(name, "*")
     moved = [m for t in s.targets for m in s.on_target[t.name] if s.modifiers(m) != type(s.modifiers(m))()]
-    chain_changed = any(c.stalled or c.missing_share for c in s.world.chains)
+    chain_changed = any(c.stalled or c.missing_share for c in s.world.chains) or any(
+        n.state != "consensus" or not n.signing for c in s.world.chains for n in c.nodes)
     stopped = [t for t in s.targets if not t.up]
     assert moved or chain_changed or stopped, f"scenario {name} changes nothing in the current catalog"
 
