@@ -97,7 +97,12 @@ def test_bundle_scrape_jobs_match_the_charts_service_and_pod_monitors(snapshot, 
     assert monitors
     for m in monitors:
         ep = (m["spec"].get("endpoints") or m["spec"]["podMetricsEndpoints"])[0]
-        relabel = {r["targetLabel"]: r["replacement"] for r in ep["relabelings"]}
+        # labels copied from the pod (role from app.kubernetes.io/component) exist only with Kubernetes service
+        # discovery; the bundle's static targets get the fixed ones (job, cluster)
+        relabel = {r["targetLabel"]: r["replacement"] for r in ep["relabelings"] if not r.get("sourceLabels")}
+        from_pod = {r["targetLabel"]: r["sourceLabels"] for r in ep["relabelings"] if r.get("sourceLabels")}
+        if relabel["job"] == "cometbft":
+            assert from_pod == {"role": ["__meta_kubernetes_pod_label_app_kubernetes_io_component"]}
         job = jobs[relabel["job"]]
         assert (job["metrics_path"], job.get("params"), job["scrape_interval"], job["scrape_timeout"]) == (
             ep["path"], ep.get("params"), ep["interval"], ep["scrapeTimeout"])
@@ -159,7 +164,13 @@ def test_in_cluster_scrape_config_has_the_same_jobs_and_passes_promtool(bundles,
               if "relabel_configs" in j}
     assert set(k8s_jobs) == set(static)
     for name, job in k8s_jobs.items():
-        assert job["relabel_configs"][-2:] == static[name]["relabel_configs"]
+        fixed = [r for r in job["relabel_configs"] if r.get("action") == "replace" and not r.get("source_labels")]
+        assert fixed == static[name]["relabel_configs"]
+        # the node's role comes from its pod label, as the chart's ServiceMonitor copies it
+        role = [r for r in job["relabel_configs"] if r.get("target_label") == "role"]
+        assert (name == "cometbft") == bool(role)
+        if role:
+            assert role[0]["source_labels"] == ["__meta_kubernetes_pod_label_app_kubernetes_io_component"]
         assert job.get("metric_relabel_configs") == static[name].get("metric_relabel_configs")
 
 

@@ -37,8 +37,8 @@ def test_template_code_in_label_values_reaches_pagerduty_and_opsgenie_literally(
     assert f"Chain {HOSTILE_CHAIN} in cluster {CLUSTER}" in details["description"]
     assert details["firing"].strip() == f"chain_id={HOSTILE_CHAIN}"
     assert created["details"]["pod"] == HOSTILE_POD
-    assert f"Node virtengine/{HOSTILE_POD} in cluster {CLUSTER}" in created["description"]
-    assert created["message"] == f"[FIRING:1] NodeLowPeers ({CLUSTER}): " + created["message"].split("): ", 1)[1]
+    assert f"Node virtengine/{HOSTILE_POD} (role: none) in cluster {CLUSTER}" in created["description"]
+    assert created["message"] == f"[FIRING:1] NodeLowPeers ({CLUSTER} virtengine-1): " + created["message"].split("): ", 1)[1]
     # had either value executed, its output (a title, the external URL, an x per alert) would appear instead
     assert "[FIRING" not in details["chain_id"] and "http" not in created["details"]["pod"]
     assert env.pd.invalid() == [] and env.og.invalid() == []

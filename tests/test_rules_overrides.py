@@ -59,7 +59,7 @@ HOLD_TIMES = [
     ("NodeSyncLag", {"for": "45m", "thresholds": {"maxBlocksBehind": 50}}, "(limit 50) for 45m.", "(limit 20) for 10m."),
     ("KubeNodeNotReady", {"for": "30m"}, "Ready for 30m;", "Ready for 15m;"),
     ("EscrowSettlementsStalled", {"for": "1h"}, "(then held for 1h)", "(then held for 30m)"),
-    ("PrometheusNotConnectedToAlertmanagers", {"for": "30m"}, "no Alertmanager for 30m.", "for 10m."),
+    ("PrometheusNotConnectedToAlertmanagers", {"for": "30m"}, "no Alertmanager for 30m;", "for 10m;"),
 ]
 
 

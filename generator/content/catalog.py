@@ -31,7 +31,7 @@ FIELDS = {"name", "type", "labels", "unit", "help", "source", "critical", "note"
 SCOPES = ("chain", "node")
 # chain state by definition (world fact 4): the modules' counters and gauges
 CHAIN_PREFIX = re.compile(r"^virtengine_(veid|market|escrow|tx)_")
-DENOM_FIELDS = {"denom", "token", "exponent"}
+DENOM_FIELDS = {"denom", "symbol", "exponent"}
 DENOM = re.compile(r"^[a-z][a-z0-9]{1,63}$")
 TOKEN = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,11}$")
 SUFFIXES = {"histogram": ("_bucket", "_count", "_sum"), "summary": ("_count", "_sum")}
@@ -54,7 +54,7 @@ class Metric:
 @dataclass(frozen=True)
 class Denom:
     denom: str       # the minor unit the amounts are exported in (uve)
-    token: str       # the token's display name (VE)
+    symbol: str      # the token's display symbol (VE)
     exponent: int    # one token is 10^exponent minor units
 
 
@@ -97,7 +97,7 @@ def _denoms(data, display: str, found: dict[str, Denom]) -> None:
     if entries is None:
         return
     if not isinstance(entries, list):
-        raise ValidationError("'denoms' is a list of {denom, token, exponent}", file=display, key="denoms")
+        raise ValidationError("'denoms' is a list of {denom, symbol, exponent}", file=display, key="denoms")
     for i, entry in enumerate(entries):
         line = line_of(data, ["denoms", i])
         if not isinstance(entry, dict) or set(entry) != DENOM_FIELDS:
@@ -106,9 +106,9 @@ def _denoms(data, display: str, found: dict[str, Denom]) -> None:
         if not DENOM.match(str(entry["denom"])):
             raise ValidationError(f"denom {entry['denom']!r} must be lowercase letters and digits (uve)",
                                   file=display, line=line, key=f"denoms[{i}].denom")
-        if not TOKEN.match(str(entry["token"])):
-            raise ValidationError(f"token {entry['token']!r} must be letters and digits, at most 12 (VE)",
-                                  file=display, line=line, key=f"denoms[{i}].token")
+        if not TOKEN.match(str(entry["symbol"])):
+            raise ValidationError(f"symbol {entry['symbol']!r} must be letters and digits, at most 12 (VE)",
+                                  file=display, line=line, key=f"denoms[{i}].symbol")
         if not isinstance(entry["exponent"], int) or isinstance(entry["exponent"], bool) \
                 or not 0 <= entry["exponent"] <= 18:
             raise ValidationError(f"exponent {entry['exponent']!r} must be a whole number from 0 to 18",
@@ -116,7 +116,7 @@ def _denoms(data, display: str, found: dict[str, Denom]) -> None:
         if entry["denom"] in found:
             raise ValidationError(f"denom {entry['denom']!r} listed twice", file=display, line=line,
                                   key=f"denoms[{i}]")
-        found[entry["denom"]] = Denom(str(entry["denom"]), str(entry["token"]), entry["exponent"])
+        found[entry["denom"]] = Denom(str(entry["denom"]), str(entry["symbol"]), entry["exponent"])
 
 
 def load(src) -> Catalog:

@@ -26,7 +26,7 @@ def metrics_md(catalog) -> str:
         lines += ["## Token denominations", "",
                   "Amounts are exported in the denom's minor unit; dashboards divide by 10^exponent and show "
                   "the token's name.", "", "| denom (minor unit) | token | exponent |", "|---|---|---|"]
-        lines += [f"| `{d.denom}` | {d.token} | {d.exponent} |" for d in catalog.denoms]
+        lines += [f"| `{d.denom}` | {d.symbol} | {d.exponent} |" for d in catalog.denoms]
         lines.append("")
     by_source: dict[str, list] = {}
     for m in catalog.metrics.values():
