@@ -63,7 +63,9 @@ def window_for(dashboard: dict, opts: Options, scrape_interval: float) -> Window
     else:
         start = (dashboard.get("time") or {}).get("from", "now-6h")
         seconds = parse_duration(start[4:] if start.startswith("now-") else "6h", f"{dashboard.get('uid')}: time.from")
-    return Window(end=opts.end or time.time(), seconds=seconds, scrape_interval=scrape_interval)
+    # one scrape interval back from now: a scrape that started before the end (its samples carry its start time)
+    # has finished by then, so every query of the page reads complete data and repeats to the same value
+    return Window(end=opts.end or time.time() - scrape_interval, seconds=seconds, scrape_interval=scrape_interval)
 
 
 def _marks(before: dict | None, after: dict | None) -> dict[str, str]:
