@@ -49,6 +49,12 @@ class Metric:
     note: str
     file: str
     scope: str = "node"
+    target_labels: tuple[str, ...] = ()   # labels Prometheus adds to the source's series (file's targetLabels)
+
+    def all_labels(self) -> set[str]:
+        """Every label a series of this metric can carry (its own, the target's; le/quantile of the series)."""
+        extra = {"histogram": {"le"}, "summary": {"quantile"}}.get(self.type, set())
+        return set(self.labels) | set(self.target_labels) | extra
 
 
 @dataclass(frozen=True)
@@ -130,6 +136,12 @@ def load(src) -> Catalog:
         display = str(path.relative_to(src.root))
         data = load_yaml_file(path, display)
         _denoms(data, display, denoms)
+        targets = data.get("targetLabels", []) if isinstance(data, dict) else []
+        if not isinstance(targets, list) or not all(isinstance(t, str) and re.match(r"^[a-z_][a-z0-9_]*$", t)
+                                                   for t in targets):
+            raise ValidationError("targetLabels is a list of label names (the labels Prometheus adds to every "
+                                  "series of this source: cluster, namespace, pod, instance, job, ...)",
+                                  file=display, key="targetLabels")
         entries = (data or {}).get("metrics") if isinstance(data, dict) else None
         if not isinstance(entries, list):
             raise ValidationError("expected a top-level 'metrics:' list", file=display, line=1)
@@ -171,7 +183,7 @@ def load(src) -> Catalog:
             metrics[name] = Metric(name=name, type=entry["type"], labels=labels, unit=str(entry.get("unit", "")),
                                    help=entry["help"].strip(), source=entry["source"],
                                    critical=bool(entry.get("critical", False)), note=str(entry.get("note", "")).strip(),
-                                   file=display, scope=scope)
+                                   file=display, scope=scope, target_labels=tuple(targets))
     return Catalog(metrics, sorted(denoms.values(), key=lambda d: d.denom))
 
 
