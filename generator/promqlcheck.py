@@ -551,6 +551,16 @@ def check_routing(ctx: Context, alerts: dict, alertmanager: dict, where: str, gr
     ordered = sorted(((k, v) for k, v in routes.items() if isinstance(v, dict) and v.get("enabled", True)),
                      key=lambda kv: kv[1].get("order", 0))
     group_by = [g for g in (alertmanager.get("groupBy") or []) if g != "..."]
+    known = [labels for labels in label_sets.values() if labels is not None]
+    if known and len(known) == len(label_sets):
+        carried = set().union(*known)
+        for label in group_by:
+            if label not in carried:
+                ctx.findings.append(Finding(
+                    "label-flow", f"{where}: alertmanager.groupBy",
+                    f"groups by {label!r}, which no alert of the chart carries (every alert's result drops it): the "
+                    "grouping does nothing", f"group by labels the alerts keep, or keep {label} in the rules' "
+                    "aggregations"))
     for key, route in ordered:
         matchers = list(route.get("matchers") or [])
         rule_groups = route.get("ruleGroups")
