@@ -5,7 +5,8 @@
   ``${datasource}`` variable (no hard-coded datasource name or uid anywhere);
   panels inside the 24 columns and never overlapping; stat and gauge panels
   with a unit; no deprecated panel types or fields; links to dashboards that
-  exist. Run by the render, so a broken dashboard never reaches ``chart/``.
+  exist; every query parses (the Prometheus grammar, ``promql.syntax_error``). Run by the render, so a
+  broken dashboard never reaches ``chart/``.
 - ``schema_problems``: the dashboard against the JSON Schema generated from
   Grafana's own TypeScript types (npm ``@grafana/schema``, see
   ``scripts/grafana-schema``), and each panel's ``options`` and
@@ -16,7 +17,7 @@
   with the plugin's defaults), so ``required`` is dropped from those two.
 - ``chain_problems``: no sum over nodes of a chain-level metric (catalog
   ``scope: chain``, world fact 4) without the per-instance dedupe of the
-  ``chainwide`` macro.
+  ``chainwide`` macro, read from the syntax tree (``promqlcheck``).
 - ``promql_problems``: every expression parsed by promtool (as recording
   rules in a scratch rule file, Grafana's variables replaced by values of
   the same shape).
@@ -32,7 +33,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from . import tools
+from . import promql, tools
 from .errors import ToolError
 
 GRID_WIDTH = 24
@@ -78,6 +79,9 @@ def _walk(node, path=""):
 def structural(dashboard: dict, uids: set[str]) -> list[str]:
     """Our own dashboard lint; returns the problems found."""
     problems: list[str] = []
+    # every query of the dashboard parsed in one request to the parser process (promql.parse_many)
+    promql.parse_many([str(t.get("expr")) for p in _panels(dashboard) for t in (p.get("targets") or [])
+                       if str(t.get("expr", "")).strip()])
     uid = dashboard.get("uid")
     if uid not in uids:
         uids = uids | {uid}
@@ -141,6 +145,10 @@ def structural(dashboard: dict, uids: set[str]) -> list[str]:
                                 f"got {t.get('datasource')!r}")
             if not str(t.get("expr", "")).strip():
                 problems.append(f"{label}: target {t.get('refId')} has no expr")
+            else:
+                broken = promql.syntax_error(str(t["expr"]))
+                if broken:
+                    problems.append(f"{label}: target {t.get('refId')}: the query does not parse: {broken}")
             for m in WHOLE_BOUND.finditer(str(t.get("expr", ""))):
                 problems.append(f"{label}: target {t.get('refId')} selects {m.group(0)}, which matches nothing on "
                                 f"Prometheus 3 (it stores {m.group(1)}=\"{m.group(2)}.0\"); match both: "

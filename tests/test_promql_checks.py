@@ -310,3 +310,19 @@ def test_render_refuses_what_the_grammar_rejects_and_leaves_the_chart(project):
                      r"unexpected 'validator'", proc.stderr), proc.stderr
     assert "templates_src/rules/warning.yaml.j2" in proc.stderr
     assert tree_bytes(project / "chart") == before
+
+
+def test_render_refuses_a_panel_query_the_grammar_rejects(project):
+    """The range of $__rate_interval is substituted before parsing: the stray bracket is what is refused."""
+    board = project / "templates_src" / "dashboards" / "k8s-nodes.yaml.j2"
+    text = board.read_text()
+    good = '"1 - avg by (instance) (rate(node_cpu_seconds_total{" ~ NX ~ \', mode="idle"}[$__rate_interval]))\''
+    assert good in text
+    board.write_text(text.replace(good, good.replace("[$__rate_interval]))", "[$__rate_interval])))"), 1))
+    before = tree_bytes(project / "chart")
+    proc = run_generator(project, "render")
+    assert proc.returncode == 1
+    assert "templates_src/dashboards/k8s-nodes.yaml.j2" in proc.stderr, proc.stderr
+    assert re.search(r"panel \d+ 'CPU utilisation': target A: the query does not parse: syntax error at column "
+                     r"\d+: unexpected '\)'", proc.stderr), proc.stderr
+    assert tree_bytes(project / "chart") == before
