@@ -622,8 +622,6 @@ def check_routing(ctx: Context, alerts: dict, alertmanager: dict, where: str, gr
                 if labels is None:
                     continue
                 missing = [label for label in equal if label not in labels]
-                # cluster is optional on every alert (world fact 8): absent on both sides still matches
-                missing = [label for label in missing if label != "cluster"]
                 if missing:
                     ctx.findings.append(Finding(
                         "label-flow", f"{where}: alertmanager.inhibitions.{key} ({side})",
@@ -668,6 +666,20 @@ def check_dashboards(ctx: Context, dashboards: dict[str, dict], file_of) -> None
     promql.parse_many([e for _, e in queries])
     for where, expr in queries:
         check_expression(ctx, expr, where)
+    # label_values(selector, label): the variable's values come from a label the selector's series must have
+    for uid, dashboard in dashboards.items():
+        for var in (dashboard.get("templating") or {}).get("list", [])[1:]:
+            query = var.get("query")
+            query = query.get("query", "") if isinstance(query, dict) else str(query or "")
+            m = re.match(r"^\s*label_values\((.*),\s*(\w+)\)\s*$", query, re.S)
+            if not m:
+                continue
+            ctx.where = f"{file_of(uid)}: dashboard {uid}, variable {var.get('name')!r}"
+            info = Checker(ctx, m.group(1)).infer(promql.parse(m.group(1)).tree)
+            if info.labels is not None and m.group(2) not in info.labels:
+                ctx.add("unknown-label", None, "", f"label_values(..., {m.group(2)}): the selected series never "
+                        f"have {m.group(2)!r} (they can have: {', '.join(sorted(info.labels))}), so the variable "
+                        "has no values", "take the values from a label the series carry, or select other series")
 
 
 # --- the lint check ----------------------------------------------------------------------------------------

@@ -115,6 +115,20 @@ def test_unknown_label_in_a_matcher_and_in_a_grouping():
     assert check([alert("A", 'max by (cluster, chain_id, role) (cometbft_p2p_peers{role="validator"}) < 2')]) == []
 
 
+def _variable_board(query: str) -> dict:
+    return {"uid": "v", "panels": [], "templating": {"list": [
+        {"name": "datasource"}, {"name": "pod", "type": "query", "query": {"query": query}}]}}
+
+
+def test_a_dashboard_variable_reading_a_label_its_series_never_have():
+    def run(query):
+        return [str(f) for f in promqlcheck.run_all(ROOT, CATALOG, [], {"v": _variable_board(query)}, {})]
+    bad = run('label_values(cometbft_consensus_height{cluster="$cluster"}, validator)')
+    assert len(bad) == 1 and "label_values(..., validator): the selected series never have 'validator'" in bad[0]
+    assert "dashboard v, variable 'pod'" in bad[0]
+    assert run('label_values(cometbft_consensus_height{cluster="$cluster"}, pod)') == []
+
+
 def test_rate_of_a_gauge_and_delta_of_a_counter():
     bad = check(panels=["max by (cluster) (rate(cometbft_consensus_height[5m]))",
                         "max by (cluster) (delta(virtengine_tx_total[5m]))",
