@@ -40,25 +40,22 @@ def substitute(expr: str) -> str:
     Grafana's interval variables and inside ``[...]`` ranges, a duration (``111s``) of the same length."""
     out, pos = [], 0
     for m in _STRING.finditer(expr):
-        out.append(_substitute_code(expr[pos:m.start()], expr, pos))
+        out.append(_substitute_code(expr[pos:m.start()]))
         out.append(m.group(0))
         pos = m.end()
-    out.append(_substitute_code(expr[pos:], expr, pos))
+    out.append(_substitute_code(expr[pos:]))
     text = "".join(out)
     assert len(text) == len(expr)
     return text
 
 
-def _substitute_code(code: str, whole: str, offset: int) -> str:
+def _substitute_code(code: str) -> str:
     def repl(m: re.Match) -> str:
         token = m.group(0)
-        name = token.strip("${}")
-        after = whole[offset + m.end():offset + m.end() + 1]
+        name = token.strip("${}").split(":")[0]
         if name in _DURATION_VARS and len(token) >= 2:
-            return "1" * (len(token) - 1) + "s"
-        if after[:1].isalpha():        # [${windowMinutes}m]: the unit follows
-            return "1" * len(token)
-        return "1" * len(token)
+            return "1" * (len(token) - 1) + "s"   # [$__rate_interval] -> [111111111111111s]
+        return "1" * len(token)                   # ${threshold} -> 111111111111; [${w}m] -> [1111m]
     return _VARIABLE.sub(repl, code)
 
 
@@ -94,13 +91,45 @@ class Parsed:
         if not self.errors:
             return None
         start, end = self.errors[0]
-        line = self.expr.count("\n", 0, start) + 1
-        column = start - (self.expr.rfind("\n", 0, start) + 1) + 1
+        where = self.place(start)
+        opener = open_bracket(self.expr, start)
+        inside = f" (inside the {opener[0]!r} opened at {self.place(opener[1])})" if opener else ""
         near = self.expr[start:end].strip() or self.expr[start:start + 12].strip()
-        where = f"line {line}, column {column}" if "\n" in self.expr.strip() else f"column {column}"
         if not near:
-            return f"syntax error at {where}: the expression ends too early (an unclosed bracket or a missing operand)"
-        return f"syntax error at {where}: unexpected {near[:30]!r}"
+            if opener:
+                return f"syntax error at {where}: the expression ends while the {opener[0]!r} opened at " \
+                       f"{self.place(opener[1])} is never closed"
+            return f"syntax error at {where}: the expression ends too early (an operand is missing)"
+        return f"syntax error at {where}: unexpected {near[:30]!r}{inside}"
+
+    def place(self, offset: int) -> str:
+        line = self.expr.count("\n", 0, offset) + 1
+        column = offset - (self.expr.rfind("\n", 0, offset) + 1) + 1
+        return f"line {line}, column {column}" if "\n" in self.expr.strip() else f"column {column}"
+
+
+def open_bracket(expr: str, upto: int) -> tuple[str, int] | None:
+    """The innermost bracket still open at offset ``upto`` (strings and comments skipped): (bracket, offset)."""
+    stack: list[tuple[str, int]] = []
+    i = 0
+    while i < min(upto, len(expr)):
+        ch = expr[i]
+        if ch in "\"'`":
+            m = _STRING.match(expr, i)
+            if not m:
+                return (ch, i)
+            i = m.end()
+            continue
+        if ch == "#":
+            newline = expr.find("\n", i)
+            i = len(expr) if newline < 0 else newline
+            continue
+        if ch in "([{":
+            stack.append((ch, i))
+        elif ch in ")]}" and stack and stack[-1][0] == {")": "(", "]": "[", "}": "{"}[ch]:
+            stack.pop()
+        i += 1
+    return stack[-1] if stack else None
 
 
 def _build(raw, expr: str) -> Node:
