@@ -457,6 +457,8 @@ def label_uses(text: str) -> set[str]:
     text = GUARDED.sub(lambda m: LABEL_USE.sub(lambda u: "" if u.group(1) == m.group(1) else u.group(0),
                                                m.group(2)), text)
     return set(LABEL_USE.findall(text))
+
+
 MATCHER = re.compile(r'^([a-zA-Z_][a-zA-Z0-9_]*)(=~|!~|!=|=)"(.*)"$')
 
 
