@@ -62,6 +62,12 @@ def test_placeholders_and_grafana_variables_keep_their_columns():
     assert message == f"syntax error at column {expr.rindex(')') + 1}: unexpected ')'", message
 
 
+def test_columns_count_characters_beyond_the_basic_plane():
+    """Node reports UTF-16 offsets; a label value with an emoji must not shift the column of what follows."""
+    expr = 'up{team="\U0001F600"} == 0 )'
+    assert promql.syntax_error(expr) == f"syntax error at column {expr.index(')') + 1}: unexpected ')'"
+
+
 @pytest.mark.parametrize("expr,column", [
     ("max by (chain_id) (rate(cometbft_consensus_height[5m]) == 0", None),
     ('cometbft_consensus_height{chain_id=virtengine} == 0', 36),
