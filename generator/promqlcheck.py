@@ -394,8 +394,8 @@ def chain_sum_nodes(tree: Node, chain: set[str], resolve) -> list[tuple[Node, st
     return found
 
 
-CHAIN_FIX = ("use the chainwide pattern: max by (cluster, chain_id) (sum by (cluster, chain_id, instance) (...)), "
-             "the chainwide macro of lib/queries.j2 (sum per node, then the highest node)")
+CHAIN_FIX = ("use the chainwide macro of lib/queries.j2: max by (cluster, chain_id) (sum by (cluster, chain_id, "
+             "instance) (...)), a sum per node, then the highest node")
 
 
 def chain_sums(ctx: Context, expr: str, tree: Node) -> None:
