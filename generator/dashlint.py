@@ -5,7 +5,8 @@
   ``${datasource}`` variable (no hard-coded datasource name or uid anywhere);
   panels inside the 24 columns and never overlapping; stat and gauge panels
   with a unit; no deprecated panel types or fields; links to dashboards that
-  exist. Run by the render, so a broken dashboard never reaches ``chart/``.
+  exist; every query parses (the Prometheus grammar, ``promql.syntax_error``). Run by the render, so a
+  broken dashboard never reaches ``chart/``.
 - ``schema_problems``: the dashboard against the JSON Schema generated from
   Grafana's own TypeScript types (npm ``@grafana/schema``, see
   ``scripts/grafana-schema``), and each panel's ``options`` and
@@ -16,7 +17,7 @@
   with the plugin's defaults), so ``required`` is dropped from those two.
 - ``chain_problems``: no sum over nodes of a chain-level metric (catalog
   ``scope: chain``, world fact 4) without the per-instance dedupe of the
-  ``chainwide`` macro.
+  ``chainwide`` macro, read from the syntax tree (``promqlcheck``).
 - ``promql_problems``: every expression parsed by promtool (as recording
   rules in a scratch rule file, Grafana's variables replaced by values of
   the same shape).
@@ -32,7 +33,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from . import tools
+from . import promql, tools
 from .errors import ToolError
 
 GRID_WIDTH = 24
@@ -78,6 +79,9 @@ def _walk(node, path=""):
 def structural(dashboard: dict, uids: set[str]) -> list[str]:
     """Our own dashboard lint; returns the problems found."""
     problems: list[str] = []
+    # every query of the dashboard parsed in one request to the parser process (promql.parse_many)
+    promql.parse_many([str(t.get("expr")) for p in _panels(dashboard) for t in (p.get("targets") or [])
+                       if str(t.get("expr", "")).strip()])
     uid = dashboard.get("uid")
     if uid not in uids:
         uids = uids | {uid}
@@ -141,6 +145,10 @@ def structural(dashboard: dict, uids: set[str]) -> list[str]:
                                 f"got {t.get('datasource')!r}")
             if not str(t.get("expr", "")).strip():
                 problems.append(f"{label}: target {t.get('refId')} has no expr")
+            else:
+                broken = promql.syntax_error(str(t["expr"]))
+                if broken:
+                    problems.append(f"{label}: target {t.get('refId')}: the query does not parse: {broken}")
             for m in WHOLE_BOUND.finditer(str(t.get("expr", ""))):
                 problems.append(f"{label}: target {t.get('refId')} selects {m.group(0)}, which matches nothing on "
                                 f"Prometheus 3 (it stores {m.group(1)}=\"{m.group(2)}.0\"); match both: "
@@ -177,64 +185,32 @@ def structural(dashboard: dict, uids: set[str]) -> list[str]:
 
 # --- chain-level metrics ------------------------------------------------------
 
-_AGG = re.compile(r"\b(sum|count|avg|min|max|group|stddev|stdvar|topk|bottomk|quantile|count_values)\s*"
-                  r"(?:(by|without)\s*\(([^()]*)\)\s*)?\(")
-_STRINGS = re.compile(r'"(?:\\.|[^"\\])*"')
-_SELECTOR = re.compile(r"(?<![\w:])([a-zA-Z_:][a-zA-Z0-9_:]*)(?=\s*(\{|\[|\)|$|\s))")
-
-
-def _closing(text: str, open_at: int) -> int:
-    depth = 0
-    for i in range(open_at, len(text)):
-        if text[i] == "(":
-            depth += 1
-        elif text[i] == ")":
-            depth -= 1
-            if depth == 0:
-                return i
-    return len(text)
-
-
 def chain_sum_problems(expr: str, chain: set[str]) -> list[str]:
-    """Sums (and counts) over nodes of a chain-level metric: every full node exports the same value, so a sum
-    without ``instance`` in its grouping counts each event once per node. The ``chainwide`` macro sums per
-    node (``by (..., instance)``) and then takes the highest node. A sum that is the direct argument of
-    ``histogram_quantile`` is allowed: a quantile of identical nodes' summed buckets is one node's quantile."""
-    text = _STRINGS.sub(lambda m: '"' + "_" * (len(m.group(0)) - 2) + '"', expr)   # same offsets, no names
-    aggs = []
-    for m in _AGG.finditer(text):
-        start = m.end() - 1
-        end = _closing(text, start)
-        op, mode, grouping = m.group(1), m.group(2), m.group(3)
-        if mode is None:   # `sum (x) by (labels)`: the grouping after the argument
-            after = re.match(r"\s*(by|without)\s*\(([^()]*)\)", text[end + 1:])
-            if after:
-                mode, grouping = after.group(1), after.group(2)
-        labels = {g.strip() for g in (grouping or "").split(",") if g.strip()}
-        in_quantile = bool(re.search(r"histogram_quantile\s*\([^,()]*,\s*$", text[:m.start()]))
-        aggs.append((start, end, op, mode, labels, in_quantile))
-    problems = []
-    for m in _SELECTOR.finditer(text):
-        name = m.group(1)
-        base = name[:-len(suffix)] if (suffix := next((x for x in ("_bucket", "_count", "_sum")
-                                                       if name.endswith(x) and name[:-len(x)] in chain), "")) else name
-        if base not in chain:
-            continue
-        around = [a for a in aggs if a[0] < m.start() < a[1]]
-        if not around:
-            continue
-        start, end, op, mode, labels, in_quantile = max(around, key=lambda a: a[0])   # the innermost
-        keeps_instance = ("instance" in labels) if mode == "by" else (mode == "without" and "instance" not in labels)
-        if op in ("sum", "count") and not keeps_instance and not in_quantile:
-            grouping = f" {mode} ({', '.join(sorted(labels))})" if mode else ""
-            problems.append(f"{op}{grouping} of the chain-level metric {base} adds up every node's copy of the same "
-                            "chain state; use the chainwide macro (sum by (..., instance), then max across nodes)")
-    return problems
+    """Sums (and counts) over nodes of a chain-level metric, read from the expression's syntax tree
+    (``promqlcheck.chain_sum_nodes``): every full node exports the same value, so a sum without ``instance`` in
+    its grouping counts each event once per node. The ``chainwide`` macro sums per node
+    (``by (..., instance)``) and then takes the highest node."""
+    from . import promql, promqlcheck
+    if not str(expr).strip():
+        return []
+    parsed = promql.parse(str(expr))
+    if parsed.errors:
+        return []   # the syntax check reports it
+
+    def resolve(name: str) -> str | None:
+        for suffix in ("_bucket", "_count", "_sum"):
+            if name.endswith(suffix) and name[:-len(suffix)] in chain:
+                return name[:-len(suffix)]
+        return name if name in chain else None
+    return [f"{message}; {promqlcheck.CHAIN_FIX}" for _, message in promqlcheck.chain_sum_nodes(parsed.tree, chain, resolve)]
 
 
 def chain_problems(dashboard: dict, chain: set[str]) -> list[str]:
     """``chain_sum_problems`` for every query of a dashboard, by panel."""
     problems = []
+    from . import promql
+    promql.parse_many([str(t.get("expr", "")) for p in _panels(dashboard) for t in p.get("targets", [])
+                       if str(t.get("expr", "")).strip()])
     for panel in _panels(dashboard):
         for target in panel.get("targets", []):
             for p in chain_sum_problems(str(target.get("expr", "")), chain):

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import budget, dashlint, publish, rulelint, secrets, tools
+from . import budget, dashlint, promqlcheck, publish, rulelint, secrets, tools
 from .errors import GeneratorError, ValidationError
 
 LINTDATA = Path(__file__).parent / "lintdata"
@@ -139,6 +139,7 @@ CHECKS: list[tuple[str, Callable[[LintContext], None]]] = [
     ("secrets", secrets.lint_check),
     ("changelog", publish.check_changelog),
     ("dashboards", dashlint.lint_check),
+    ("promql", promqlcheck.lint_check),
 ]
 
 

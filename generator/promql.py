@@ -1,93 +1,249 @@
-"""Small, dependency-free helpers for PromQL text: which metric names an
-expression uses, and escaping of label values that come from settings.
+"""PromQL read with the Prometheus project's own grammar.
 
-This is not a parser (promtool is the parser, see ``tools.py``); it is good
-enough to find metric names for the catalog check, and it errs on the side
-of reporting a name.
+Expressions are parsed by ``@prometheus-io/lezer-promql`` (the grammar Prometheus's UI uses; npm, installed
+by ``scripts/bootstrap`` into ``.tools/node``) in ONE Node process per render or lint (``promqlparse.mjs``):
+the process is started on first use, every expression is sent to it as JSON and its syntax tree comes back as
+JSON. Nothing is cached on disk; trees are kept in memory for the life of the Python process.
+
+Before parsing, chart placeholders (``${threshold}``) and Grafana variables (``$__rate_interval``,
+``$namespace``) outside strings are replaced by a number or duration of the SAME length, so every position
+the parser reports is a position in the text the author wrote.
+
+``metric_names`` (the catalog check), ``syntax_error`` (render refuses what does not parse) and
+``label_value`` (escaping settings into matchers) are the helpers the rest of the generator uses;
+``promqlcheck`` reads the trees for meaning.
 """
 from __future__ import annotations
 
+import atexit
+import json
 import re
+import subprocess
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
 
-KEYWORDS = {
-    "and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right",
-    "bool", "offset", "inf", "nan", "atan2", "start", "end",
-}
+from .errors import ToolError
+
+SCRIPT = Path(__file__).parent / "promqlparse.mjs"
+PACKAGE = "@prometheus-io/lezer-promql"
+
 _STRING = re.compile(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'|`[^`]*`')
-_MATCHERS = re.compile(r"\{[^{}]*\}")
-_GROUPING = re.compile(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^()]*\)")
-_RANGE = re.compile(r"\[[^\]]*\]")
-_IDENT = re.compile(r"(?<![\w:.$])([a-zA-Z_:][a-zA-Z0-9_:]*)(?![\w:])(\s*\()?")
+# ${name}, $__name, $name: chart placeholders and Grafana variables
+_VARIABLE = re.compile(r"\$\{[^}]*\}|\$\w+")
+# variables that stand for a duration wherever they appear ([$__rate_interval], offset $__range)
+_DURATION_VARS = {"__rate_interval", "__interval", "__range", "__auto_interval"}
+
+
+def substitute(expr: str) -> str:
+    """``expr`` with placeholders and variables outside strings replaced by a number (``1111``) or, for
+    Grafana's interval variables and inside ``[...]`` ranges, a duration (``111s``) of the same length."""
+    out, pos = [], 0
+    for m in _STRING.finditer(expr):
+        out.append(_substitute_code(expr[pos:m.start()]))
+        out.append(m.group(0))
+        pos = m.end()
+    out.append(_substitute_code(expr[pos:]))
+    text = "".join(out)
+    assert len(text) == len(expr)
+    return text
+
+
+def _substitute_code(code: str) -> str:
+    def repl(m: re.Match) -> str:
+        token = m.group(0)
+        name = token.strip("${}").split(":")[0]
+        if name in _DURATION_VARS and len(token) >= 2:
+            return "1" * (len(token) - 1) + "s"   # [$__rate_interval] -> [111111111111111s]
+        return "1" * len(token)                   # ${threshold} -> 111111111111; [${w}m] -> [1111m]
+    return _VARIABLE.sub(repl, code)
+
+
+@dataclass
+class Node:
+    name: str
+    start: int
+    end: int
+    children: list["Node"] = field(default_factory=list)
+    text: str = ""        # the expression's text of this node (as written, before substitution)
+
+    def find(self, *names: str):
+        """This node and every node under it whose name is one of ``names``, in document order."""
+        if self.name in names:
+            yield self
+        for child in self.children:
+            yield from child.find(*names)
+
+    def child(self, *names: str) -> "Node | None":
+        return next((c for c in self.children if c.name in names), None)
+
+    def kids(self, *names: str) -> list["Node"]:
+        return [c for c in self.children if not names or c.name in names]
+
+
+@dataclass
+class Parsed:
+    expr: str
+    tree: Node
+    errors: list[tuple[int, int]]
+
+    def error_message(self) -> str | None:
+        if not self.errors:
+            return None
+        start, end = self.errors[0]
+        where = self.place(start)
+        opener = open_bracket(self.expr, start)
+        inside = f" (inside the {opener[0]!r} opened at {self.place(opener[1])})" if opener else ""
+        near = self.expr[start:end].strip() or self.expr[start:start + 12].strip()
+        if not near:
+            if opener:
+                return f"syntax error at {where}: the expression ends while the {opener[0]!r} opened at " \
+                       f"{self.place(opener[1])} is never closed"
+            return f"syntax error at {where}: the expression ends too early (an operand is missing)"
+        return f"syntax error at {where}: unexpected {near[:30]!r}{inside}"
+
+    def place(self, offset: int) -> str:
+        line = self.expr.count("\n", 0, offset) + 1
+        column = offset - (self.expr.rfind("\n", 0, offset) + 1) + 1
+        return f"line {line}, column {column}" if "\n" in self.expr.strip() else f"column {column}"
+
+
+def open_bracket(expr: str, upto: int) -> tuple[str, int] | None:
+    """The innermost bracket still open at offset ``upto`` (strings and comments skipped): (bracket, offset)."""
+    stack: list[tuple[str, int]] = []
+    i = 0
+    while i < min(upto, len(expr)):
+        ch = expr[i]
+        if ch in "\"'`":
+            m = _STRING.match(expr, i)
+            if not m:
+                return (ch, i)
+            i = m.end()
+            continue
+        if ch == "#":
+            newline = expr.find("\n", i)
+            i = len(expr) if newline < 0 else newline
+            continue
+        if ch in "([{":
+            stack.append((ch, i))
+        elif ch in ")]}" and stack and stack[-1][0] == {")": "(", "]": "[", "}": "{"}[ch]:
+            stack.pop()
+        i += 1
+    return stack[-1] if stack else None
+
+
+def _build(raw, expr: str) -> Node:
+    name, start, end, *children = raw
+    return Node(name, start, end, [_build(c, expr) for c in children], expr[start:end])
+
+
+class _Service:
+    """The one Node process of this Python process."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen | None = None
+        self.lock = threading.Lock()
+        self.memo: dict[str, Parsed] = {}
+        self.started = 0
+
+    def _start(self) -> subprocess.Popen:
+        from .manifests import node_modules
+        modules = node_modules()
+        if not (modules / PACKAGE).is_dir():
+            raise ToolError(f"the PromQL grammar {PACKAGE} is not in {modules}; run `scripts/bootstrap`")
+        try:
+            proc = subprocess.Popen(["node", str(SCRIPT), str(modules)], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8")
+        except FileNotFoundError:
+            raise ToolError("node not found: the PromQL parser runs on Node.js; run `scripts/bootstrap`") from None
+        self.started += 1
+        atexit.register(self.close)
+        return proc
+
+    def close(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc and proc.poll() is None:
+            proc.stdin.close()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    def parse_many(self, exprs: list[str]) -> list[Parsed]:
+        with self.lock:
+            todo = sorted({e for e in exprs if e not in self.memo})
+            if todo:
+                if self.proc is None or self.proc.poll() is not None:
+                    self.proc = self._start()
+                self.proc.stdin.write(json.dumps([substitute(e) for e in todo]) + "\n")
+                self.proc.stdin.flush()
+                line = self.proc.stdout.readline()
+                if not line:
+                    err = self.proc.stderr.read()
+                    self.proc = None
+                    raise ToolError(f"the PromQL parser (node {SCRIPT.name}) stopped: {err.strip()[:2000]}")
+                for expr, result in zip(todo, json.loads(line)):
+                    self.memo[expr] = Parsed(expr, _build(result["tree"], expr),
+                                             [(e["from"], e["to"]) for e in result["errors"]])
+            return [self.memo[e] for e in exprs]
+
+
+_SERVICE = _Service()
+
+
+def parse_many(exprs: list[str]) -> list[Parsed]:
+    """Syntax trees of ``exprs``, all in one request to the parser process."""
+    return _SERVICE.parse_many([str(e) for e in exprs])
+
+
+def parse(expr: str) -> Parsed:
+    return parse_many([expr])[0]
+
+
+def processes_started() -> int:
+    """How many parser processes this Python process has started (one, unless one died)."""
+    return _SERVICE.started
+
+
+def unquote(literal: str) -> str:
+    """The value of a PromQL string literal ("a\\"b", 'x', `raw`)."""
+    if literal[:1] == "`":
+        return literal[1:-1]
+    try:
+        return json.loads('"' + literal[1:-1].replace('\\\'', "'").replace('"', '\\"').replace('\\\\"', '\\"') + '"') \
+            if literal[:1] == "'" else json.loads(literal)
+    except ValueError:
+        return literal[1:-1]
+
+
+def selector_name(selector: Node) -> str | None:
+    """The metric name a VectorSelector selects (``x{}`` or ``{__name__="x"}``)."""
+    ident = selector.child("Identifier")
+    if ident is not None:
+        return ident.text
+    for matcher in selector.find("UnquotedLabelMatcher"):
+        label, op = matcher.child("LabelName"), matcher.child("MatchOp")
+        value = matcher.child("StringLiteral")
+        if label and label.text == "__name__" and op and op.text == "=" and value is not None:
+            return unquote(value.text)
+    return None
 
 
 def metric_names(expr: str) -> set[str]:
     """The metric (and recording rule) names an expression selects."""
-    text = _STRING.sub('""', expr)
-    text = re.sub(r"\$\{[^}]*\}", "0", text)   # chart placeholders such as ${threshold}
-    text = re.sub(r"\$__\w+|\$\w+", "0", text)  # Grafana variables outside matchers
-    prev = None
-    while prev != text:
-        prev = text
-        text = _MATCHERS.sub(" ", text)
-    text = _GROUPING.sub(" ", text)
-    text = _RANGE.sub(" ", text)
-    names = set()
-    for m in _IDENT.finditer(text):
-        name, call = m.group(1), m.group(2)
-        if call or name.lower() in KEYWORDS:
-            continue
-        names.add(name)
-    return names
+    if not str(expr).strip():
+        return set()
+    parsed = parse(str(expr))
+    return {n for n in (selector_name(s) for s in parsed.tree.find("VectorSelector")) if n}
+
+
+def syntax_error(expr: str) -> str | None:
+    """What the PromQL grammar refuses in ``expr`` (line, column and the text there), or None."""
+    if not str(expr).strip():
+        return "the expression is empty"
+    return parse(str(expr)).error_message()
 
 
 def label_value(value: str) -> str:
     """Escapes a string for use inside a double-quoted PromQL label matcher."""
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-_DURATION = r"((\d+(ms|s|m|h|d|w|y))+|\$\{?\w+\}?)"   # a Grafana variable ($__rate_interval) counts as one
-_RANGE_BODY = re.compile(rf"^\s*{_DURATION}\s*(:\s*({_DURATION})?\s*)?$")
-_CLOSERS = {")": "(", "]": "[", "}": "{"}
-_MATCHERS_BODY = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*\s*(=~|!~|!=|=)\s*""\s*(,\s*)?)*')
-
-
-def syntax_error(expr: str) -> str | None:
-    """A structural PromQL mistake (unclosed bracket or string, a range that is not a duration), or None.
-
-    Not the full grammar (``promtool check rules`` in ``generator lint`` is): this catches the typos that
-    would otherwise only surface when Prometheus refuses the whole rule group. ``${param}`` placeholders
-    count as numbers.
-    """
-    text = re.sub(r"\$\{[^}]*\}", "1", expr)
-    stack: list[tuple[str, int]] = []
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if ch in "\"'`":
-            end = i + 1
-            while end < len(text) and text[end] != ch:
-                end += 2 if text[end] == "\\" and ch != "`" else 1
-            if end >= len(text):
-                return f"string opened at column {i + 1} is never closed"
-            i = end + 1
-            continue
-        if ch == "#":
-            newline = text.find("\n", i)
-            i = len(text) if newline < 0 else newline
-            continue
-        if ch in "([{":
-            stack.append((ch, i))
-        elif ch in ")]}":
-            if not stack or stack[-1][0] != _CLOSERS[ch]:
-                return f"{ch!r} at column {i + 1} closes nothing"
-            opener, start = stack.pop()
-            if opener == "[" and not _RANGE_BODY.match(text[start + 1:i]):
-                return f"range [{text[start + 1:i]}] at column {start + 1} is not a duration such as [5m] or [1h:5m]"
-            if opener == "{" and not _MATCHERS_BODY.fullmatch(_STRING.sub('""', text[start + 1:i])):
-                return (f"label matchers at column {start + 1} are not name=\"value\" pairs "
-                        "(=, !=, =~ or !~ with a quoted value, separated by commas)")
-        i += 1
-    if stack:
-        opener, start = stack[-1]
-        return f"{opener!r} at column {start + 1} is never closed"
-    return None

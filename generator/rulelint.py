@@ -13,7 +13,7 @@ the environment's overrides are applied:
   variables that dashboard has;
 - every metric of every expression is in the metrics catalog, every
   recording rule used is defined;
-- every aggregation keeps ``cluster`` (``by (cluster, ...)``);
+- every aggregation keeps ``cluster`` (``by (cluster, ...)``), read from the syntax tree;
 - ``promtool check rules --lint=duplicate-rules --lint-fatal`` on the
   extracted file.
 
@@ -34,8 +34,6 @@ from .errors import ValidationError
 ALERT_NAME = re.compile(r"^[A-Z][A-Za-z0-9]{2,39}$")
 SEVERITIES = ("critical", "warning", "info", "none")
 MAX_RULES = 20
-_AGG = re.compile(r"\b(sum|avg|max|min|count|group|stddev|stdvar|topk|bottomk|quantile|count_values)\s*"
-                  r"(by|without)?\s*(\(([^()]*)\))?\s*\(")
 
 
 def extract_groups(manifests: list[dict]) -> list[dict]:
@@ -65,18 +63,26 @@ def write_rule_file(groups: list[dict], folder: Path, name: str = "rules.yaml") 
 
 
 def aggregations_without_cluster(expr: str) -> list[str]:
-    """Aggregations that drop the ``cluster`` label (``sum(...)``, ``max by (job) (...)``)."""
+    """Aggregations that drop the ``cluster`` label (``sum(...)``, ``max by (job) (...)``), read from the syntax
+    tree (``promql.parse``): ``by`` without cluster, ``without (cluster)``, or no grouping at all (topk, bottomk,
+    quantile and count_values keep their input's labels without one)."""
+    from . import promql
+    from .promqlcheck import _grouping
+    parsed = promql.parse(str(expr))
     bad = []
-    for m in _AGG.finditer(expr):
-        func, mode, labels = m.group(1), m.group(2), m.group(4)
+    for agg in parsed.tree.find("AggregateExpr"):
+        op = agg.child("AggregateOp").text.lower()
+        mode, labels = _grouping(agg.child("AggregateModifier"))
+        modifier = agg.child("AggregateModifier")
+        head = f"{op} {modifier.text}" if modifier is not None else op
         if mode == "without":
-            if labels and "cluster" in [x.strip() for x in labels.split(",")]:
-                bad.append(m.group(0))
+            if "cluster" in labels:
+                bad.append(head)
             continue
-        if func in ("topk", "bottomk", "quantile", "count_values") and not mode:
+        if op in ("topk", "bottomk", "quantile", "count_values", "limitk", "limit_ratio") and not mode:
             continue
-        if not mode or "cluster" not in [x.strip() for x in (labels or "").split(",")]:
-            bad.append(m.group(0).strip())
+        if mode != "by" or "cluster" not in labels:
+            bad.append(head)
     return bad
 
 
@@ -97,6 +103,8 @@ def lint_groups(groups: list[dict], *, catalog, runbooks: Path, dashboards: dict
 
     ``dashboards`` maps each shipped dashboard uid to its variables (None: not checked)."""
     recorded = {r["record"] for g in groups for r in g["rules"] if "record" in r}
+    from . import promql
+    promql.parse_many([r["expr"] for g in groups for r in g["rules"]])   # one request to the parser process
     alerts = 0
     for group in groups:
         name = group["name"]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, run_generator
+from conftest import ROOT, run_generator, tree_bytes
 from generator import rulelint, tools
 from generator.build import load_sources
 from generator.content import catalog as catalog_mod
@@ -124,7 +124,17 @@ def test_generator_lint_fails_on_a_rule_promtool_rejects(project):
     assert good in text
     rules.write_text(text.replace(good, good.replace('(cometbft_p2p_peers{role="validator"})',
                                                      '(rate(cometbft_p2p_peers{role="validator"}))')))
-    assert run_generator(project, "render").returncode == 0
+    before = tree_bytes(project / "chart")
+    # the render refuses it (promtool over every rendered group in one call), naming the template and the rule
+    refused = run_generator(project, "render")
+    assert refused.returncode == 1 and "NodeLowPeers" in refused.stderr, refused.stderr
+    assert "templates_src/rules/warning.yaml.j2" in refused.stderr and "range vector" in refused.stderr
+    assert tree_bytes(project / "chart") == before, "a refused render changed chart/"
+    # a chart edited by hand is still caught by lint
+    group = project / "chart" / "files" / "rules" / "virtengine.warning.json"
+    group.write_text(group.read_text().replace('(cometbft_p2p_peers{role=\\"validator\\"})',
+                                               '(rate(cometbft_p2p_peers{role=\\"validator\\"}))', 1))
+    assert "rate(cometbft_p2p_peers" in group.read_text()
     proc = run_generator(project, "lint", "--only", "rules")
     assert proc.returncode == 1 and "promtool check rules failed" in proc.stderr and "NodeLowPeers" in proc.stderr
 

@@ -1,7 +1,10 @@
 """The metrics catalog: every metric a dashboard or rule may use.
 
 ``templates_src/metrics/*.yaml`` lists the metrics of one source each
-(name, type, labels, unit, help, source, critical, scope). ``scope: chain``
+(name, type, labels, unit, help, source, critical, scope, monotonic) and, per file,
+``targetLabels``: the labels Prometheus adds to every series of that source (job, instance, namespace, pod,
+cluster, role ...). ``monotonic: true`` marks a gauge the exporter only ever adds to (CometBFT's
+``validator_missed_blocks``): it is read like a counter (increase/rate), never with delta/changes. ``scope: chain``
 marks chain state (world fact 4): every full node exports the same value, so
 an aggregation across nodes must count it once (the dashboards' ``chainwide``
 pattern; ``dashlint.chain_problems`` refuses a plain sum). The module metrics
@@ -27,7 +30,7 @@ SOURCES = ("cometbft", "cosmos-sdk", "application", "provider-daemon", "ml-infer
            "kube-state-metrics", "kubelet", "cadvisor", "blackbox-exporter", "prometheus", "alertmanager")
 # sources whose names we choose; the exporters' metrics are listed as they publish them
 OWN_SOURCES = ("application", "provider-daemon", "ml-inference")
-FIELDS = {"name", "type", "labels", "unit", "help", "source", "critical", "note", "scope"}
+FIELDS = {"name", "type", "labels", "unit", "help", "source", "critical", "note", "scope", "monotonic"}
 SCOPES = ("chain", "node")
 # chain state by definition (world fact 4): the modules' counters and gauges
 CHAIN_PREFIX = re.compile(r"^virtengine_(veid|market|escrow|tx)_")
@@ -49,6 +52,14 @@ class Metric:
     note: str
     file: str
     scope: str = "node"
+    target_labels: tuple[str, ...] = ()
+    # a gauge the exporter only ever adds to (reset to 0 when the process restarts): read like a counter
+    monotonic: bool = False   # labels Prometheus adds to the source's series (file's targetLabels)
+
+    def all_labels(self) -> set[str]:
+        """Every label a series of this metric can carry (its own, the target's; le/quantile of the series)."""
+        extra = {"histogram": {"le"}, "summary": {"quantile"}}.get(self.type, set())
+        return set(self.labels) | set(self.target_labels) | extra
 
 
 @dataclass(frozen=True)
@@ -130,6 +141,12 @@ def load(src) -> Catalog:
         display = str(path.relative_to(src.root))
         data = load_yaml_file(path, display)
         _denoms(data, display, denoms)
+        targets = data.get("targetLabels", []) if isinstance(data, dict) else []
+        if not isinstance(targets, list) or not all(isinstance(t, str) and re.match(r"^[a-z_][a-z0-9_]*$", t)
+                                                   for t in targets):
+            raise ValidationError("targetLabels is a list of label names (the labels Prometheus adds to every "
+                                  "series of this source: cluster, namespace, pod, instance, job, ...)",
+                                  file=display, key="targetLabels")
         entries = (data or {}).get("metrics") if isinstance(data, dict) else None
         if not isinstance(entries, list):
             raise ValidationError("expected a top-level 'metrics:' list", file=display, line=1)
@@ -165,13 +182,17 @@ def load(src) -> Catalog:
             if CHAIN_PREFIX.match(name) and scope != "chain":
                 raise ValidationError("a module metric is chain state (every full node exports the same value): "
                                       "scope: chain", file=display, line=line, key=name)
+            if entry.get("monotonic") and entry["type"] != "gauge":
+                raise ValidationError("monotonic marks a gauge the exporter only adds to; a counter is one already",
+                                      file=display, line=line, key=name)
             if name in metrics:
                 raise ValidationError(f"metric listed twice (also in {metrics[name].file})",
                                       file=display, line=line, key=name)
             metrics[name] = Metric(name=name, type=entry["type"], labels=labels, unit=str(entry.get("unit", "")),
                                    help=entry["help"].strip(), source=entry["source"],
                                    critical=bool(entry.get("critical", False)), note=str(entry.get("note", "")).strip(),
-                                   file=display, scope=scope)
+                                   file=display, scope=scope, target_labels=tuple(targets),
+                                   monotonic=bool(entry.get("monotonic", False)))
     return Catalog(metrics, sorted(denoms.values(), key=lambda d: d.denom))
 
 

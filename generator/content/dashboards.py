@@ -20,7 +20,7 @@ import copy
 import json
 import re
 
-from .. import dashlint
+from .. import dashlint, promql
 from ..errors import ValidationError
 from ..yamlio import dump_json, load_yaml_file
 
@@ -245,6 +245,9 @@ def build(src, out) -> None:
     limit = budget(src.root)
     for uid, (doc, display) in docs.items():
         dashboard = complete(doc, display, titles)
+        # the dashboard's queries parsed in one request to the PromQL parser process (promql.parse_many)
+        promql.parse_many([str(t.get("expr")) for p in dashboard["panels"] for t in p.get("targets", [])
+                           if str(t.get("expr", "")).strip()])
         for var in dashboard["templating"]["list"][1:]:
             query = str((var.get("query") or {}).get("query", "")) if isinstance(var.get("query"), dict) else ""
             selector = re.match(r"label_values\((.*),\s*\w+\)$", query)
