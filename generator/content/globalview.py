@@ -116,7 +116,7 @@ def vmalert_groups(groups: list[dict]) -> tuple[list[dict], list[str]]:
     return out, dropped
 
 
-class _Dumper(yaml.SafeDumper):
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):
     """Multi-line strings (expressions) as literal blocks, as people write rule files."""
 
 
@@ -150,23 +150,24 @@ def vmalert_file(env: str, groups: list[dict]) -> str:
              "state after a restart.) Checked by `vmalert -dryRun -rule=...`."]
     lines.append("vmalert 1.79 has no keep_firing_for; left out here: " + (", ".join(dropped) if dropped else "none")
                  + " (the alert resolves as soon as its condition clears).")
-    return _head(env, lines) + _yaml({"groups": vm_groups})
+    return _head(env, lines) + "groups:\n" + "".join(_yaml([g]) for g in vm_groups)
 
 
-def mimir_file(env: str, group: dict) -> str:
+def mimir_file(env: str, group: dict, text: str) -> str:
+    """``text``: the group dumped as a one-item YAML list."""
     lines = [f"Mimir / Cortex ruler namespace file of the {env} rule group {group['name']}, evaluated once for every",
              "cluster whose Prometheus remote-writes (external label cluster) into Mimir / Cortex:",
              f"  mimirtool rules load --address=http://<mimir> --id=<tenant> {FOLDERS['mimir']}/{env}/*.yaml",
              f"  (cortextool rules load ... the same files). Without the namespace key it is a Prometheus rule file",
              "  (promtool check rules)."]
-    return _head(env, lines) + _yaml({"namespace": MIMIR_NAMESPACE, "groups": [group]})
+    return _head(env, lines) + "groups:\n" + text + _yaml({"namespace": MIMIR_NAMESPACE})
 
 
 def _dns(name: str) -> str:
     return name.replace(".", "-").replace("_", "-").lower()
 
 
-def thanos_file(env: str, groups: list[dict], values: dict) -> str:
+def thanos_file(env: str, groups: list[dict], texts: dict[str, str]) -> str:
     labels = {"app.kubernetes.io/name": "virtengine-observability", "app.kubernetes.io/part-of": "virtengine-observability",
               **GLOBAL_LABEL}
     docs = [{
@@ -179,18 +180,20 @@ def thanos_file(env: str, groups: list[dict], values: dict) -> str:
             "alertmanagersUrl": ["dnssrv+http://_http-web._tcp.alertmanager-operated.monitoring.svc.cluster.local"],
             "evaluationInterval": "30s",
         }}]
+    rules = []
     for group in groups:
-        docs.append({"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
-                     "metadata": {"name": f"virtengine-global-{_dns(group['name'])}", "namespace": "monitoring",
-                                  "labels": labels},
-                     "spec": {"groups": [group]}})
+        head = _yaml({"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
+                      "metadata": {"name": f"virtengine-global-{_dns(group['name'])}", "namespace": "monitoring",
+                                   "labels": labels}})
+        body = "".join("    " + line if line else line for line in texts[group["name"]].splitlines(True))
+        rules.append(head + "spec:\n  groups:\n" + body)
     lines = [f"A ThanosRuler and the {env} rule groups as PrometheusRules it selects (label "
              f"{next(iter(GLOBAL_LABEL))}={next(iter(GLOBAL_LABEL.values()))}),",
              "evaluated once for every cluster behind the Thanos Query it reads (each cluster's Prometheus with",
              "external label cluster). These carry no release label: the clusters' own Prometheus do not select them.",
              f"  kubectl apply -f {FOLDERS['thanos']}/{env}.yaml   (queryEndpoints, alertmanagersUrl: your services)",
              "Install this chart in the clusters with rules.enabled: false, or the clusters evaluate the rules too."]
-    return _head(env, lines) + "".join("---\n" + _yaml(d) for d in docs)
+    return _head(env, lines) + "".join("---\n" + text for text in [_yaml(docs[0]), *rules])
 
 
 def build(src, out) -> None:
@@ -199,7 +202,9 @@ def build(src, out) -> None:
         shipped = env_groups(values, groups)
         if not shipped:   # rules.enabled: false, or every group off: nothing to evaluate centrally either
             continue
+        # each group dumped once, as a one-item list; the files are put together from these texts
+        texts = {g["name"]: _yaml([g]) for g in shipped}
         out.add(f"{FOLDERS['vmalert']}/{env}.yaml", vmalert_file(env, shipped))
         for group in shipped:
-            out.add(f"{FOLDERS['mimir']}/{env}/{group['name']}.yaml", mimir_file(env, group))
-        out.add(f"{FOLDERS['thanos']}/{env}.yaml", thanos_file(env, shipped, values))
+            out.add(f"{FOLDERS['mimir']}/{env}/{group['name']}.yaml", mimir_file(env, group, texts[group["name"]]))
+        out.add(f"{FOLDERS['thanos']}/{env}.yaml", thanos_file(env, shipped, texts))
