@@ -16,7 +16,7 @@ from typing import Any
 from . import schema as values_schema
 from . import budget, secrets, yamlio
 from .content import catalog, dashboards, datasources, docs, environments, routing, rules, static
-from .content import chartdocs, integrations, scrape
+from .content import chartdocs, globalview, integrations, scrape
 from .errors import GeneratorError, ValidationError
 from .render import Renderer
 from .values import Defaults, Environment, environment_names, load_defaults, load_environment
@@ -25,7 +25,7 @@ GENERATOR = "python -m generator render"
 # stages that produce content and extend the values schema
 CONTENT_STAGES = (catalog, rules, dashboards, routing)
 # stages that need the validated values of every environment
-CHART_STAGES = (datasources, environments, static, docs, scrape, integrations, chartdocs, budget)
+CHART_STAGES = (datasources, environments, static, docs, scrape, integrations, globalview, chartdocs, budget)
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Writes generated files, or compares them with what is on disk.
 
-The generator owns ``chart/`` (and ``integrations/kube-prometheus-stack/``)
+The generator owns ``chart/`` (and ``integrations/kube-prometheus-stack/``, ``vmalert/``, ``mimir/``, ``thanos-ruler/``)
 whole: it renders the complete tree into a temporary folder beside it and
 swaps the two folders in one step, so a
 failed or interrupted render never leaves ``chart/`` half-written and a
@@ -20,7 +20,8 @@ from .errors import GeneratorError, StaleError
 
 OWNED_DIR = "chart"
 # folders the generator owns whole: each rendered into a temporary folder beside it and swapped in
-OWNED_DIRS = (OWNED_DIR, "integrations/kube-prometheus-stack")
+OWNED_DIRS = (OWNED_DIR, "integrations/kube-prometheus-stack", "integrations/vmalert", "integrations/mimir",
+              "integrations/thanos-ruler")
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
