@@ -77,6 +77,12 @@ def _check_alert(rule: dict, where: str, display: str) -> dict:
     for key, value in params.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValidationError(f"alert {name}: param {key!r} must be a number, got {value!r}", file=display)
+    for key, value in params.items():
+        text, bounds = threshold_kind(key)
+        if ("minimum" in bounds and value < bounds["minimum"]) or ("maximum" in bounds and value > bounds["maximum"]) \
+                or ("exclusiveMinimum" in bounds and value <= bounds["exclusiveMinimum"]):
+            raise ValidationError(f"alert {name}: param {key!r} = {value!r} is not {text} (its kind comes from its "
+                                  "name, THRESHOLD_KINDS in generator/content/rules.py)", file=display)
     reserved = set(HOLD_PLACEHOLDERS) & set(params)
     if reserved:
         raise ValidationError(f"alert {name}: param {sorted(reserved)[0]!r} is reserved for the hold time", file=display)
@@ -345,9 +351,29 @@ def _check_syntax(expr: str, where: str, display: str) -> None:
         raise ValidationError(f"{where}: expression does not parse: {problem}", file=display)
 
 
+# What a threshold may be, by its name: the one source of the values schema (values.schema.json, checked by
+# Helm at install) and of the generator's own validation of values/<env>.yaml. First match wins.
+THRESHOLD_KINDS: list[tuple[re.Pattern, str, dict]] = [
+    (re.compile(r"(Ratio|Fraction|Utilisation|PerWindow)$"), "a ratio from 0 to 1", {"minimum": 0, "maximum": 1}),
+    (re.compile(r"Percent$"), "a percentage from 0 to 100", {"minimum": 0, "maximum": 100}),
+    (re.compile(r"(Seconds|Minutes|Hours|Ahead|Intervals|Window)$"), "a positive amount",
+     {"exclusiveMinimum": 0}),
+    (re.compile(r""), "a count, 0 or more", {"minimum": 0}),
+]
+
+
+def threshold_kind(param: str) -> tuple[str, dict]:
+    for pattern, text, bounds in THRESHOLD_KINDS:
+        if pattern.search(param):
+            return text, dict(bounds)
+    raise AssertionError(param)  # the last kind matches every name
+
+
 def _threshold_schema(param: str, default, expr: str) -> dict:
-    """A number; a whole number from 1 to 10000 where it is the length of a range (``[${p}m]``)."""
+    """A number within the bounds of its kind (``THRESHOLD_KINDS``); a whole number from 1 to 10000 where it
+    is the length of a range (``[${p}m]``)."""
     if param in RANGE_PARAM.findall(expr):
         return {"type": "integer", "minimum": 1, "maximum": 10000, "default": default,
                 "description": f"{param} (default {default}; a whole number: the length of a range)"}
-    return {"type": "number", "default": default, "description": f"{param} (default {default})"}
+    text, bounds = threshold_kind(param)
+    return {"type": "number", **bounds, "default": default, "description": f"{param} (default {default}; {text})"}
