@@ -111,7 +111,7 @@ label picks the receiver, an unknown or missing team gets defaultTeam's.
 {{- range $field := list "name" "key" }}
 {{- $value := get $ref $field }}
 {{- if include "vemon.alertmanager.looksLikeKey" $value }}
-{{- fail (printf "%s.%s: %q looks like a credential, not the %s of a Secret. Keys never go into values: create a Secret (kubectl -n %s create secret generic virtengine-alerting --from-literal=<key-name>=<the key>), mount it into Alertmanager (kube-prometheus-stack: alertmanager.alertmanagerSpec.secrets: [virtengine-alerting]) and set %s to {name: virtengine-alerting, key: <key-name>}" $path $field (printf "%s..." (trunc 4 $value)) (ternary "name" "key name" (eq $field "name")) $.Release.Namespace $path) }}
+{{- fail (printf "%s.%s: %q looks like a credential, not the %s of a Secret. Keys never go into values: create a Secret (kubectl -n %s create secret generic virtengine-alerting --from-literal=<key-name>=<the key>), mount it into Alertmanager (kube-prometheus-stack: alertmanager.alertmanagerSpec.secrets: [virtengine-alerting]) and set %s to {name: virtengine-alerting, key: <key-name>}" $path $field (printf "%s..." (trunc 4 $value)) (ternary "name" "key name" (eq $field "name")) (include "vemon.namespace" $) $path) }}
 {{- end }}
 {{- end }}
 {{- end }}

@@ -11,7 +11,7 @@
 
 {{/* vemon.dashboardName: the ConfigMap (and GrafanaDashboard) name of dashboard .uid. */}}
 {{- define "vemon.dashboardName" -}}
-{{- printf "%s-dashboard-%s" (include "vemon.fullname" .root) .uid }}
+{{- include "vemon.nameWith" (dict "full" (include "vemon.fullname" .root) "suffix" (printf "dashboard-%s" .uid)) }}
 {{- end }}
 
 {{/* vemon.dashboardFolder: the Grafana folder of dashboard .uid (values, else its template's). */}}
