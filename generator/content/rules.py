@@ -277,6 +277,8 @@ RULES_INDEX = "files/rules-index.json"
 RULE_TEMPLATES = "files/rule-templates"
 RUNBOOK_URL = "@@VEMON_RUNBOOK_URL@@"
 GRAFANA_URL = "@@VEMON_GRAFANA_URL@@"
+# every alert's `environment` label: global.environment, put in by the chart (never a ruleLabels copy per file)
+ENVIRONMENT = "@@VEMON_ENVIRONMENT@@"
 
 
 def _chart_json(data) -> str:
@@ -309,7 +311,7 @@ def final_rule(rule: dict) -> dict:
         "alert": rule["alert"],
         "expr": _substitute(rule["expr"], params),
         "for": rule["for"],
-        "labels": {**rule["labels"], "severity": rule["severity"]},
+        "labels": {**rule["labels"], "severity": rule["severity"], "environment": ENVIRONMENT},
         "annotations": {
             "summary": rule["summary"],
             "description": _substitute(rule["description"], params, rule["for"]),
