@@ -334,7 +334,11 @@ def _final_group(group: dict) -> str:
 def _index(groups: dict) -> str:
     """alert -> group (the chart reads it to find the groups that per-alert settings touch)."""
     alerts = {rule["alert"]: gname for gname, group in groups.items() for rule in group["rules"] if "alert" in rule}
-    return _chart_json({"alerts": alerts, "slow": {g: True for g, group in groups.items() if not group["rules"]}})
+    # alert -> the dashboard its dashboard_url opens: the chart drops the link when that dashboard is turned off
+    dashboards = {rule["alert"]: rule["dashboard"]["path"].split("/")[2].split("?")[0]
+                  for group in groups.values() for rule in group["rules"] if "alert" in rule}
+    return _chart_json({"alerts": alerts, "dashboards": dashboards,
+                        "slow": {g: True for g, group in groups.items() if not group["rules"]}})
 
 
 def _templates(group: dict) -> str | None:
