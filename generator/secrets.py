@@ -172,7 +172,7 @@ def scan_text(text: str, file: str, keys: dict[int, str] | None = None) -> list[
         line = lines[number - 1]
         if ALLOW_MARK in line:
             continue
-        key = (keys or {}).get(number) or _line_key(line)
+        key = (keys or {}).get(number) or _line_key(line) or _list_key(lines, number, keys)
         for kind, pattern in PATTERNS:
             m = pattern.search(line)
             if m:
@@ -192,6 +192,19 @@ def scan_text(text: str, file: str, keys: dict[int, str] | None = None) -> list[
                 findings.append(Finding(file, number, key, f"high-entropy value under {key.rsplit('.', 1)[-1]!r}",
                                         len(value.strip().strip("\"'"))))
     return findings
+
+
+def _list_key(lines: list[str], number: int, keys: dict[int, str] | None) -> str | None:
+    """The key of the block list a ``- item`` line belongs to: the nearest key above it, less indented."""
+    line = lines[number - 1]
+    if not keys or not re.match(r"^\s*- ", line):
+        return None
+    indent = len(line) - len(line.lstrip())
+    for above in range(number - 1, 0, -1):
+        text = lines[above - 1]
+        if text.strip() and not text.lstrip().startswith(("#", "- ")) and len(text) - len(text.lstrip()) <= indent:
+            return keys.get(above)
+    return None
 
 
 def _line_key(line: str) -> str | None:
