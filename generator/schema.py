@@ -32,11 +32,12 @@ def _infer(value: Any, path: tuple, defaults: Defaults) -> dict:
                           file=defaults.file, line=yamlio.line_of(defaults.data, list(path)), key=".".join(path))
     fragment = copy.deepcopy(doc.schema) if doc else {}
     if isinstance(value, dict) and "additionalProperties" not in fragment:
-        # every key of a fixed-shape object must stay: null (which deletes a key) or a removed map is
-        # refused by name, at render and at install alike (Helm reads the same "required")
+        # every key of a fixed-shape object must stay: null (which deletes a key) is refused by name, at
+        # render and at install alike (Helm reads the same "required"); but a map that is empty by default
+        # (labels, per-item settings) may be null, which means what its default means: empty
         node: dict = {"type": "object", "additionalProperties": False,
                       "properties": {k: _infer(v, path + (k,), defaults) for k, v in value.items()},
-                      "required": sorted(value)}
+                      "required": sorted(k for k, v in value.items() if v != {})}
     elif isinstance(value, dict):
         node = {"type": "object"}
     elif isinstance(value, bool):

@@ -60,7 +60,7 @@ REFUSALS = [
      {"rules": {"alerts": {"BlockTimeHigh": {"treshold": 3}}}}, "treshold", None),
     ("Opsgenie removed", ["alertmanager.opsgenie=null"], {"alertmanager": {"opsgenie": None}},
      "opsgenie", None),
-    ("dashboard settings removed", ["dashboards.items=null"], {"dashboards": {"items": None}}, "items", None),
+    ("teams removed", ["alertmanager.teams=null"], {"alertmanager": {"teams": None}}, "teams", None),
     ("provisioning removed", ["dashboards.provisioning=null"], {"dashboards": {"provisioning": None}},
      "provisioning", None),
     ("no environment", ["global.environment="], {"global": {"environment": ""}}, "global.environment", None),
@@ -171,6 +171,33 @@ def test_the_values_that_pass_install(generator_side):
         # a threshold of 0 is a threshold, not "unset"
         assert exprs["VEIDVerificationQueue"] == "max by (cluster) (virtengine_veid_pending_verifications) > 0"
         assert exprs["MLInferenceTimeout"].endswith("> 1")
+
+
+EMPTY_BY_DEFAULT = ["dashboards.items", "rules.groups", "rules.ruleLabels", "global.labels",
+                    "alertmanager.alertmanagerConfig.labels"]   # none set by values/prod.yaml
+
+
+@pytest.mark.parametrize("major", HELM_MAJORS)
+@pytest.mark.parametrize("key", EMPTY_BY_DEFAULT)
+def test_null_for_a_map_empty_by_default_means_its_default(generator_side, key, major):
+    """Null deletes a key; for a map that is empty by default that is the default itself: same manifests."""
+    overlay: dict = {}
+    node = overlay
+    *parents, last = key.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = None
+    generator_side(overlay)
+    assert helm_template("prod", major, extra=["--set", f"{key}=null"]).stdout == helm_template("prod", major).stdout
+
+
+@pytest.mark.parametrize("major", HELM_MAJORS)
+def test_null_alert_settings_leave_every_alert_at_its_defaults(major):
+    """values/prod.yaml keeps ConsensusStalled firing 5m after blocks resume; rules.alerts=null drops that."""
+    alerts = {a["alert"]: a for a in _alerts(manifests(helm_template("prod", major).stdout))}
+    assert alerts["ConsensusStalled"]["keep_firing_for"] == "5m"
+    alerts = {a["alert"]: a for a in _alerts(manifests(helm_template("prod", major, extra=["--set", "rules.alerts=null"]).stdout))}
+    assert "keep_firing_for" not in alerts["ConsensusStalled"] and len(alerts) >= 40
 
 
 # strings a values file may hold, and whether the generator's secrets lint finds a key in them

@@ -57,7 +57,7 @@
 
 {{/* vemon.dashboardFolder: the Grafana folder of dashboard .uid (values, else its template's). */}}
 {{- define "vemon.dashboardFolder" -}}
-{{- $cfg := get .root.Values.dashboards.items .uid | default dict -}}
+{{- $cfg := get (.root.Values.dashboards.items | default dict) .uid | default dict -}}
 {{- dig "folder" .meta.folder $cfg -}}
 {{- end }}
 
