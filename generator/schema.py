@@ -32,8 +32,12 @@ def _infer(value: Any, path: tuple, defaults: Defaults) -> dict:
                           file=defaults.file, line=yamlio.line_of(defaults.data, list(path)), key=".".join(path))
     fragment = copy.deepcopy(doc.schema) if doc else {}
     if isinstance(value, dict) and "additionalProperties" not in fragment:
+        # every key of a fixed-shape object must stay: null (which deletes a key) is refused by name, at
+        # render and at install alike (Helm reads the same "required"); but a map that is empty by default
+        # (labels, per-item settings) may be null, which means what its default means: empty
         node: dict = {"type": "object", "additionalProperties": False,
-                      "properties": {k: _infer(v, path + (k,), defaults) for k, v in value.items()}}
+                      "properties": {k: _infer(v, path + (k,), defaults) for k, v in value.items()},
+                      "required": sorted(k for k, v in value.items() if v != {})}
     elif isinstance(value, dict):
         node = {"type": "object"}
     elif isinstance(value, bool):
@@ -169,6 +173,12 @@ def _values_error(error: jsonschema.ValidationError, env: Environment) -> Values
         return ValuesError(f"unknown key {bad!r}; allowed here: {', '.join(allowed) or '(none)'}",
                            file=env.file, line=yamlio.line_of(env.data, full),
                            key=".".join(str(p) for p in full))
+    if error.validator == "required" and isinstance(error.instance, dict):
+        missing = [k for k in error.validator_value if k not in error.instance]
+        full = path + [missing[0] if missing else "?"]
+        return ValuesError("is missing (null deletes a key, and this one cannot go); set it, or turn the part off "
+                           "with its 'enabled: false' where it has one",
+                           file=env.file, line=yamlio.line_of(env.data, full), key=".".join(str(p) for p in full))
     if error.validator == "enum":
         message = f"{error.instance!r} is not allowed; allowed: {', '.join(map(str, error.validator_value))}"
     elif error.validator == "type" and isinstance(error.instance, (datetime.date, datetime.datetime)):
@@ -176,6 +186,12 @@ def _values_error(error: jsonschema.ValidationError, env: Environment) -> Values
                    "(YAML reads an unquoted date as a date: quote it)")
     elif error.validator == "type":
         message = f"expected {error.validator_value}, got {type(error.instance).__name__} {error.instance!r}"
+    elif error.validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        bounds = {k: error.schema[k] for k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+                  if k in error.schema}
+        allowed = ", ".join(f"{k} {v}" for k, v in bounds.items())
+        hint = error.schema.get("description", "")
+        message = f"{error.instance!r} is out of range; allowed: {allowed}" + (f" ({hint})" if hint else "")
     elif error.validator == "pattern":
         hint = error.schema.get("description", "")
         message = f"{error.instance!r} does not match {error.validator_value}" + (f" ({hint})" if hint else "")

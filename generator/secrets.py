@@ -172,7 +172,7 @@ def scan_text(text: str, file: str, keys: dict[int, str] | None = None) -> list[
         line = lines[number - 1]
         if ALLOW_MARK in line:
             continue
-        key = (keys or {}).get(number) or _line_key(line)
+        key = (keys or {}).get(number) or _line_key(line) or _list_key(lines, number, keys)
         for kind, pattern in PATTERNS:
             m = pattern.search(line)
             if m:
@@ -192,6 +192,19 @@ def scan_text(text: str, file: str, keys: dict[int, str] | None = None) -> list[
                 findings.append(Finding(file, number, key, f"high-entropy value under {key.rsplit('.', 1)[-1]!r}",
                                         len(value.strip().strip("\"'"))))
     return findings
+
+
+def _list_key(lines: list[str], number: int, keys: dict[int, str] | None) -> str | None:
+    """The key of the block list a ``- item`` line belongs to: the nearest key above it, less indented."""
+    line = lines[number - 1]
+    if not keys or not re.match(r"^\s*- ", line):
+        return None
+    indent = len(line) - len(line.lstrip())
+    for above in range(number - 1, 0, -1):
+        text = lines[above - 1]
+        if text.strip() and not text.lstrip().startswith(("#", "- ")) and len(text) - len(text.lstrip()) <= indent:
+            return keys.get(above)
+    return None
 
 
 def _line_key(line: str) -> str | None:
@@ -295,3 +308,40 @@ def lint_check(ctx) -> None:
     _raise(findings, "values/ and chart/")
     files = sum(1 for f in ("values", "chart") for p in (ctx.root / f).rglob("*") if p.is_file())
     ctx.notes.append(f"no key-shaped strings in {files} files of values/ and chart/")
+
+
+# The same search for the chart, run by Helm on every string of the values at install (templates/validate.yaml
+# reads chart/files/checks/secrets.json). Go's regexp (RE2) has no look-arounds, so the two patterns that use them
+# are written as tokens: the value is split on the characters that may not touch the secret, and a piece must
+# match ``full`` (and each of ``needs``). ``skip``: a match that also matches it is no finding (NOT_A_VALUE).
+_TOKEN_FORMS = {
+    "Opsgenie API key (UUID)": {"split": r"[^0-9A-Za-z-]+",
+                                "full": r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"},
+    "PagerDuty routing key": {"split": r"[^0-9A-Za-z_+/=-]+", "full": r"^[0-9A-Za-z]{32}$",
+                              "needs": [r"[0-9]", r"[A-Za-z]"]},
+}
+_SKIPS = {
+    "Authorization header value":
+        r"(?i)authorization[\"']?\s*[:=]\s*[\"']?((basic|bearer|token|geniekey)\s+)?(/|\./|https?://|\{\{|\$\{|\$\(|<)",
+}
+
+
+def helm_spec() -> dict:
+    """What Helm looks for in each string value, from ``PATTERNS`` and ``ALWAYS_SECRET`` (one source)."""
+    patterns = []
+    for kind, pattern in PATTERNS:
+        entry: dict = {"kind": kind}
+        if kind in _TOKEN_FORMS:
+            entry.update(_TOKEN_FORMS[kind])
+        else:
+            if "(?<" in pattern.pattern or "(?=" in pattern.pattern or "(?!" in pattern.pattern:
+                raise GeneratorError(f"secrets pattern {kind!r} uses a look-around, which Helm (RE2) cannot run: "
+                                     "add its token form to _TOKEN_FORMS in generator/secrets.py")
+            entry["regex"] = pattern.pattern
+        if kind in _SKIPS:
+            entry["skip"] = _SKIPS[kind]
+        patterns.append(entry)
+    return {"patterns": patterns, "allowMark": ALLOW_MARK, "alwaysSecretKey": ALWAYS_SECRET.pattern,
+            "notAValue": NOT_A_VALUE.pattern,
+            "message": "secrets belong in a Kubernetes Secret mounted as a file (routing_key_file, api_key_file, "
+                       "credentials_file) and named in values ({name, key}), never in values or the chart"}

@@ -21,7 +21,7 @@ from generator.content.dashboards import fill_placeholders
 DEFAULTS = yaml.safe_load((ROOT / "values" / "defaults.yaml").read_text())["dashboards"]
 
 ON = ["--set", "grafanaOperator.enabled=true"]
-DEFAULTS_ONLY = ["--set", "global.cluster=test"]   # no environment file: the chart's defaults
+DEFAULTS_ONLY = ["--set", "global.cluster=test", "--set", "global.environment=test"]   # no environment file: the chart's defaults
 
 
 def render_copy(root: Path, operator_env: str | None) -> Path:

@@ -584,7 +584,7 @@ INCIDENTS = {
         f'kube_pod_status_ready{{{KSM},{POD},condition="true"}}': "1x10 0x30",
         f'kube_pod_owner{{{KSM},{POD},owner_kind="ReplicaSet",owner_name="virtengine-faucet-7d9f8"}}': "1x40",
     }, [
-        f'alertname="KubePodCrashLooping",{POD},container="faucet",severity="warning",team="platform",service="kubernetes"',
+        f'alertname="KubePodCrashLooping",{POD},container="faucet",environment="prod",severity="warning",team="platform",service="kubernetes"',
         f'alertname="KubePodNotReady",{POD},job="kube-state-metrics",severity="warning"',
     ], 'alertname="KubePodCrashLooping"'),
     # node 10.0.0.2's root filesystem fills at 1 GB a minute and stays full (1 GB free) from minute 44
@@ -593,14 +593,14 @@ INCIDENTS = {
             "45000000000-1000000000x44 1000000000x46",
     }, [
         # the rule's own service label replaces the target's
-        f'alertname="NodeFilesystemFillingUp",{DISK},severity="warning",team="platform",service="kubernetes"',
-        f'alertname="VirtEngineNodeFilesystemAlmostFull",{DISK},severity="warning",team="platform",service="kubernetes"',
+        f'alertname="NodeFilesystemFillingUp",{DISK},environment="prod",severity="warning",team="platform",service="kubernetes"',
+        f'alertname="VirtEngineNodeFilesystemAlmostFull",{DISK},environment="prod",severity="warning",team="platform",service="kubernetes"',
     ], 'alertname="VirtEngineNodeFilesystemAlmostFull"'),
     # node-exporter on 10.0.0.3 stops answering at minute 10 (one of the job's three targets)
     "a dead target": (30, "25m", {
         f'up{{{NODE_EXPORTER},instance="10.0.0.3:9100"}}': "1x10 0x20",
     }, [
-        'alertname="TargetDown",job="node-exporter",namespace="monitoring",severity="warning",team="platform",'
+        'alertname="TargetDown",job="node-exporter",namespace="monitoring",environment="prod",severity="warning",team="platform",'
         'service="monitoring"',
     ], 'alertname="TargetDown"'),
 }

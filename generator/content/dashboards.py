@@ -221,6 +221,24 @@ def slos(src, out) -> dict[str, dict]:
     return result
 
 
+_LINK = re.compile(r"^/d/([a-z0-9-]+)(?:[?/#]|$)")
+
+
+def link_targets(dashboard: dict) -> list[str]:
+    """The uids of the dashboards this one links to: its links and its panels' data links (the chart drops
+    the links to a dashboard turned off, templates/grafana/_grafana.tpl)."""
+    found: set[str] = set()
+    panels = list(dashboard.get("panels", []))
+    panels += [p for row in dashboard.get("panels", []) for p in row.get("panels", []) or []]
+    links = list(dashboard.get("links", []))
+    links += [link for p in panels for link in ((p.get("fieldConfig") or {}).get("defaults") or {}).get("links", [])]
+    for link in links:
+        m = _LINK.match(str(link.get("url", "")))
+        if m and m.group(1) != dashboard.get("uid"):
+            found.add(m.group(1))
+    return sorted(found)
+
+
 def build(src, out) -> None:
     catalog = out.shared["catalog"]
     context = {"slos": slos(src, out), "denoms": [vars(d) for d in catalog.denoms]}
@@ -272,13 +290,14 @@ def build(src, out) -> None:
         out.report.append(f"dashboard {uid}: {size:,} bytes{' (minified)' if text is not pretty else ''}, "
                           f"budget {limit:,}, {sum(p['type'] != 'row' for p in dashboard['panels'])} panels")
         dashboards[uid] = dashboard
-        index[uid] = {"title": dashboard["title"], "folder": str(doc.get("folder") or "VirtEngine")}
+        index[uid] = {"title": dashboard["title"], "folder": str(doc.get("folder") or "VirtEngine"),
+                      "links": link_targets(dashboard)}
         out.add(f"chart/files/dashboards/{uid}.json", text)
     out.add("chart/files/dashboards-index.json", dump_json(
         {"__generated": "by python -m generator render from templates_src/dashboards; do not edit",
          "dashboards": index}))
     out.shared["dashboards"] = dashboards
-    out.shared["dashboard_index"] = index
+    out.shared["dashboard_index"] = {u: {k: v for k, v in m.items() if k != "links"} for u, m in index.items()}
     out.schema_extensions[("dashboards", "items")] = {
         uid: {"type": "object", "additionalProperties": False,
               "description": f"{meta['title']} (uid {uid})",

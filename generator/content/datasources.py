@@ -11,6 +11,8 @@ values): ours then ship no default and take none of the stack's uids or names.
 """
 from __future__ import annotations
 
+import json
+
 from ..errors import ValidationError
 
 DASHBOARD_DEFAULT_UID = "prometheus"
@@ -60,5 +62,8 @@ def check(env: str, file: str, values: dict) -> None:
 
 
 def build(src, out) -> None:
+    # the same checks at install (templates/validate.yaml) read these
+    out.add("chart/files/checks/datasources.json", json.dumps(
+        {"stack": STACK_DATASOURCES, "dashboardDefaultUid": DASHBOARD_DEFAULT_UID}, sort_keys=True) + "\n")
     for name, values in sorted(out.merged_values.items()):
         check(name, src.envs[name].file, values)

@@ -119,6 +119,8 @@ def build(src, out) -> None:
                     raise ValidationError(f"{kind}: template {name!r} is not defined in templates_src/alertmanager/"
                                           f"*.tmpl; defined: {', '.join(sorted(defined))}", file=display, key=kind)
     out.add("chart/files/alertmanager/receivers.json", dump_json(shapes))
+    # for the same checks at install (templates/validate.yaml): alerts the routing may name besides the chart's
+    out.add("chart/files/checks/routing.json", dump_json({"externalAlerts": sorted(EXTERNAL_ALERTS)}))
     alerts = set(out.shared.get("alerts", {}))
     groups = set(out.shared.get("rule_groups", {}))
     base_routes = (src.defaults.data.get("alertmanager") or {}).get("routes") or {}

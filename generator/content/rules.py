@@ -78,6 +78,12 @@ def _check_alert(rule: dict, where: str, display: str) -> dict:
     for key, value in params.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValidationError(f"alert {name}: param {key!r} must be a number, got {value!r}", file=display)
+    for key, value in params.items():
+        text, bounds = threshold_kind(key)
+        if ("minimum" in bounds and value < bounds["minimum"]) or ("maximum" in bounds and value > bounds["maximum"]) \
+                or ("exclusiveMinimum" in bounds and value <= bounds["exclusiveMinimum"]):
+            raise ValidationError(f"alert {name}: param {key!r} = {value!r} is not {text} (its kind comes from its "
+                                  "name, THRESHOLD_KINDS in generator/content/rules.py)", file=display)
     reserved = set(HOLD_PLACEHOLDERS) & set(params)
     if reserved:
         raise ValidationError(f"alert {name}: param {sorted(reserved)[0]!r} is reserved for the hold time", file=display)
@@ -276,6 +282,8 @@ RULES_INDEX = "files/rules-index.json"
 RULE_TEMPLATES = "files/rule-templates"
 RUNBOOK_URL = "@@VEMON_RUNBOOK_URL@@"
 GRAFANA_URL = "@@VEMON_GRAFANA_URL@@"
+# every alert's `environment` label: global.environment, put in by the chart (never a ruleLabels copy per file)
+ENVIRONMENT = "@@VEMON_ENVIRONMENT@@"
 
 
 def _chart_json(data) -> str:
@@ -308,7 +316,7 @@ def final_rule(rule: dict) -> dict:
         "alert": rule["alert"],
         "expr": _substitute(rule["expr"], params),
         "for": rule["for"],
-        "labels": {**rule["labels"], "severity": rule["severity"]},
+        "labels": {**rule["labels"], "severity": rule["severity"], "environment": ENVIRONMENT},
         "annotations": {
             "summary": rule["summary"],
             "description": _substitute(rule["description"], params, rule["for"]),
@@ -331,7 +339,11 @@ def _final_group(group: dict) -> str:
 def _index(groups: dict) -> str:
     """alert -> group (the chart reads it to find the groups that per-alert settings touch)."""
     alerts = {rule["alert"]: gname for gname, group in groups.items() for rule in group["rules"] if "alert" in rule}
-    return _chart_json({"alerts": alerts, "slow": {g: True for g, group in groups.items() if not group["rules"]}})
+    # alert -> the dashboard its dashboard_url opens: the chart drops the link when that dashboard is turned off
+    dashboards = {rule["alert"]: rule["dashboard"]["path"].split("/")[2].split("?")[0]
+                  for group in groups.values() for rule in group["rules"] if "alert" in rule}
+    return _chart_json({"alerts": alerts, "dashboards": dashboards,
+                        "slow": {g: True for g, group in groups.items() if not group["rules"]}})
 
 
 def _templates(group: dict) -> str | None:
@@ -374,9 +386,29 @@ def _check_syntax(expr: str, where: str, display: str) -> None:
         raise ValidationError(f"{where}: expression does not parse: {problem}", file=display)
 
 
+# What a threshold may be, by its name: the one source of the values schema (values.schema.json, checked by
+# Helm at install) and of the generator's own validation of values/<env>.yaml. First match wins.
+THRESHOLD_KINDS: list[tuple[re.Pattern, str, dict]] = [
+    (re.compile(r"(Ratio|Fraction|Utilisation|PerWindow)$"), "a ratio from 0 to 1", {"minimum": 0, "maximum": 1}),
+    (re.compile(r"Percent$"), "a percentage from 0 to 100", {"minimum": 0, "maximum": 100}),
+    (re.compile(r"(Seconds|Minutes|Hours|Ahead|Intervals|Window)$"), "a positive amount",
+     {"exclusiveMinimum": 0}),
+    (re.compile(r""), "a count, 0 or more", {"minimum": 0}),
+]
+
+
+def threshold_kind(param: str) -> tuple[str, dict]:
+    for pattern, text, bounds in THRESHOLD_KINDS:
+        if pattern.search(param):
+            return text, dict(bounds)
+    raise AssertionError(param)  # the last kind matches every name
+
+
 def _threshold_schema(param: str, default, expr: str) -> dict:
-    """A number; a whole number from 1 to 10000 where it is the length of a range (``[${p}m]``)."""
+    """A number within the bounds of its kind (``THRESHOLD_KINDS``); a whole number from 1 to 10000 where it
+    is the length of a range (``[${p}m]``)."""
     if param in RANGE_PARAM.findall(expr):
         return {"type": "integer", "minimum": 1, "maximum": 10000, "default": default,
                 "description": f"{param} (default {default}; a whole number: the length of a range)"}
-    return {"type": "number", "default": default, "description": f"{param} (default {default})"}
+    text, bounds = threshold_kind(param)
+    return {"type": "number", **bounds, "default": default, "description": f"{param} (default {default}; {text})"}

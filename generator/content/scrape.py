@@ -19,6 +19,7 @@ fails with the environment file and key.
 """
 from __future__ import annotations
 
+import json
 import re
 
 from ..errors import ValidationError
@@ -114,8 +115,12 @@ def scrape_configs(values: dict, *, mode: str = "static", targets: dict[str, lis
 def check(values: dict, file: str) -> None:
     for key, c in components(values):
         if seconds(c["scrapeTimeout"]) > seconds(c["interval"]):
-            raise ValidationError(f"scrape timeout {c['scrapeTimeout']} is longer than the interval {c['interval']}",
-                                  file=file, key=f"scrape.components.{key}.scrapeTimeout")
+            own = values["scrape"]["components"][key]
+            where = f"scrape.components.{key}.scrapeTimeout" if own.get("scrapeTimeout") else "scrape.scrapeTimeout"
+            interval = f"scrape.components.{key}.interval" if own.get("interval") else "scrape.interval"
+            raise ValidationError(f"scrape timeout {c['scrapeTimeout']} is longer than the interval {c['interval']} "
+                                  f"({interval}) of component {key}; set it at most the interval",
+                                  file=file, key=where)
     jobs = [c["job"] for _, c in components(values)]
     dupes = sorted({j for j in jobs if jobs.count(j) > 1})
     if dupes:
@@ -143,7 +148,20 @@ def check_rule_jobs(values: dict, file: str, alerts: dict, default_jobs: dict[st
             f"in templates_src/rules/", file=file, key=f"scrape.components.{key}.job" if key else "scrape.components")
 
 
+def rule_jobs(alerts: dict) -> dict[str, list[str]]:
+    """job -> the alerts that select it (``job="x"``), for the same check at install (files/checks/)."""
+    found: dict[str, list[str]] = {}
+    for alert, spec in sorted(alerts.items()):
+        for _, selected in _JOB_SELECTOR.findall(spec["expr"]):
+            for job in selected.split("|"):
+                if alert not in found.setdefault(job, []):
+                    found[job].append(alert)
+    return found
+
+
 def build(src, out) -> None:
+    out.add("chart/files/checks/rule-jobs.json", json.dumps(rule_jobs(out.shared.get("alerts", {})),
+                                                             sort_keys=True, separators=(",", ":")) + "\n")
     out.shared["scrape"] = {}
     default_jobs = {k: c["job"] for k, c in src.defaults.data["scrape"]["components"].items()}
     for name, values in sorted(out.merged_values.items()):

@@ -5,6 +5,9 @@ each copied file gets a generated-file header in its own comment syntax.
 """
 from __future__ import annotations
 
+import json
+
+from .. import secrets
 from ..errors import ValidationError
 from ..yamlio import decode
 
@@ -21,6 +24,8 @@ def _header(rel: str, source: str) -> str:
 
 
 def build(src, out) -> None:
+    # what Helm looks for in every string value at install (templates/validate.yaml), from generator/secrets.py
+    out.add("chart/files/checks/secrets.json", json.dumps(secrets.helm_spec(), sort_keys=True, indent=1) + "\n")
     folder = src.templates / "chart"
     if not (folder / "Chart.yaml").is_file():
         raise ValidationError("missing Chart.yaml", file="templates_src/chart/Chart.yaml")

@@ -305,7 +305,7 @@ def main(argv: list[str]) -> str:
                 "      # the Watchdog fired at every evaluation of the day (00:00 to 24:00, once a minute)",
                 "      - expr: count_over_time(ALERTS{alertname=\"Watchdog\",alertstate=\"firing\"}[1d])",
                 "        eval_time: 1440m", "        exp_samples:",
-                "          - labels: '{alertname=\"Watchdog\",alertstate=\"firing\",service=\"monitoring\",severity=\"none\",team=\"sre\"}'",
+                "          - labels: '{alertname=\"Watchdog\",alertstate=\"firing\",environment=\"prod\",service=\"monitoring\",severity=\"none\",team=\"sre\"}'",
                 "            value: 1441",
                 "      # after the first hour (a fresh Prometheus has no history), the restart and the blips reach these alerts' conditions (pending), held off by `for`",
                 "      - expr: count by (alertname) (count_over_time(ALERTS{alertstate=\"pending\"}[23h])) > 0",

@@ -39,6 +39,7 @@ label picks the receiver, an unknown or missing team gets defaultTeam's.
 {{- $route := dict "key" $key "matchers" $matchers "groupWait" ($r.groupWait | default "30s") "groupInterval" ($r.groupInterval | default "5m") "repeatInterval" ($r.repeatInterval | default "4h") "teams" (list) }}
 {{- $notify := $r.notify }}
 {{- if and (eq $notify "heartbeat") (not $am.heartbeat.enabled) }}{{ $notify = "none" }}{{ end }}
+{{- $notify = include "vemon.alertmanager.vendor" (dict "am" $am "notify" $notify "matchers" $matchers) }}
 {{- if eq $notify "none" }}
 {{- $_ := set $route "receiver" "null" }}
 {{- else if eq $notify "heartbeat" }}
@@ -58,8 +59,9 @@ label picks the receiver, an unknown or missing team gets defaultTeam's.
 {{- end }}
 {{- $fb := $am.fallback }}
 {{- $rootReceiver := "null" }}
-{{- if ne $fb.notify "none" }}
-{{- $rootReceiver = include "vemon.alertmanager.receiver" (dict "am" $am "kind" $fb.notify "team" $am.defaultTeam "priority" ($fb.priority | default "P3") "receivers" $receivers) }}
+{{- $fbNotify := include "vemon.alertmanager.vendor" (dict "am" $am "notify" $fb.notify "matchers" list) }}
+{{- if ne $fbNotify "none" }}
+{{- $rootReceiver = include "vemon.alertmanager.receiver" (dict "am" $am "kind" $fbNotify "team" $am.defaultTeam "priority" ($fb.priority | default "P3") "receivers" $receivers) }}
 {{- end }}
 {{- $inhibitions := list }}
 {{- range $key := keys $am.inhibitions | sortAlpha }}
@@ -71,6 +73,22 @@ label picks the receiver, an unknown or missing team gets defaultTeam's.
 {{- $list := list }}
 {{- range $name := keys $receivers | sortAlpha }}{{ $list = append $list (get $receivers $name) }}{{ end }}
 {{- dict "root" (dict "receiver" $rootReceiver "groupWait" ($fb.groupWait | default "1m") "groupInterval" ($fb.groupInterval | default "10m") "repeatInterval" ($fb.repeatInterval | default "12h")) "routes" $routes "receivers" $list "inhibitions" $inhibitions | toJson }}
+{{- end }}
+
+{{/* vemon.alertmanager.vendor: where a route that notifies .notify delivers. A vendor turned off
+     (alertmanager.<vendor>.enabled: false) hands its routes to the other vendor, unless that one is off
+     too or the route is about the other vendor's failing notifications (integration="<other>"): nobody. */}}
+{{- define "vemon.alertmanager.vendor" -}}
+{{- $other := get (dict "pagerduty" "opsgenie" "opsgenie" "pagerduty") .notify }}
+{{- if and $other (not (dig "enabled" true (get .am .notify))) }}
+{{- if and (dig "enabled" true (get .am $other)) (not (has (printf "integration=%q" $other) .matchers)) }}
+{{- $other }}
+{{- else }}
+{{- "none" }}
+{{- end }}
+{{- else }}
+{{- .notify }}
+{{- end }}
 {{- end }}
 
 {{/* vemon.alertmanager.receiver: adds the receiver for (kind, team, priority) to .receivers once; returns its name. */}}
@@ -110,7 +128,7 @@ label picks the receiver, an unknown or missing team gets defaultTeam's.
 {{- range $field := list "name" "key" }}
 {{- $value := get $ref $field }}
 {{- if include "vemon.alertmanager.looksLikeKey" $value }}
-{{- fail (printf "%s.%s: %q looks like a credential, not the %s of a Secret. Keys never go into values: create a Secret (kubectl -n %s create secret generic virtengine-alerting --from-literal=<key-name>=<the key>), mount it into Alertmanager (kube-prometheus-stack: alertmanager.alertmanagerSpec.secrets: [virtengine-alerting]) and set %s to {name: virtengine-alerting, key: <key-name>}" $path $field (printf "%s..." (trunc 4 $value)) (ternary "name" "key name" (eq $field "name")) $.Release.Namespace $path) }}
+{{- fail (printf "%s.%s: %q looks like a credential, not the %s of a Secret. Keys never go into values: create a Secret (kubectl -n %s create secret generic virtengine-alerting --from-literal=<key-name>=<the key>), mount it into Alertmanager (kube-prometheus-stack: alertmanager.alertmanagerSpec.secrets: [virtengine-alerting]) and set %s to {name: virtengine-alerting, key: <key-name>}" $path $field (printf "%s..." (trunc 4 $value)) (ternary "name" "key name" (eq $field "name")) (include "vemon.namespace" $) $path) }}
 {{- end }}
 {{- end }}
 {{- end }}

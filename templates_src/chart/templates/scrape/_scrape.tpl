@@ -1,12 +1,12 @@
 {{/* vemon.scrapeName: the object name of one scrape component: <fullname>-<component>; stable across versions and environments. */}}
 {{- define "vemon.scrapeName" -}}
-{{- printf "%s-%s" (include "vemon.fullname" .root) (include "vemon.dnsName" .key) }}
+{{- include "vemon.nameWith" (dict "full" (include "vemon.fullname" .root) "suffix" (include "vemon.dnsName" .key)) }}
 {{- end }}
 
 {{/* vemon.scrapeMeta: metadata of a ServiceMonitor/PodMonitor (name, namespace, labels incl. scrape.labels for the operator's selector). */}}
 {{- define "vemon.scrapeMeta" -}}
 name: {{ include "vemon.scrapeName" . }}
-namespace: {{ .root.Release.Namespace }}
+namespace: {{ include "vemon.namespace" .root }}
 labels:
   {{- include "vemon.labels" .root | nindent 2 }}
   app.kubernetes.io/component: {{ include "vemon.dnsName" .key }}
@@ -22,7 +22,7 @@ selector:
     {{- toYaml .c.selector | nindent 4 }}
 namespaceSelector:
   matchNames:
-    {{- toYaml (default (list .root.Release.Namespace) .root.Values.scrape.namespaces) | nindent 4 }}
+    {{- toYaml (default (list (include "vemon.namespace" .root)) .root.Values.scrape.namespaces) | nindent 4 }}
 {{- end }}
 
 {{/* vemon.scrapeEndpoint: one endpoint: port, path, params, interval, timeout; relabelling sets job and cluster on every series (up included), copies the pod labels named in podLabels to target labels (role: app.kubernetes.io/component) and sets chain_id where a series lacks it. */}}
