@@ -21,7 +21,7 @@ from generator import tools
 
 DOCUMENTED = [
     "helm upgrade --install vemon ./chart --namespace monitoring --create-namespace -f values/prod.yaml",
-    "helm upgrade --install vemon oci://ghcr.io/virtengine/charts/virtengine-observability --version 0.1.0 "
+    "helm upgrade --install vemon oci://ghcr.io/virtengine/charts/virtengine-observability --version 0.2.0 "
     "--namespace monitoring --create-namespace -f values/prod.yaml",
     "helm upgrade vemon ./chart --namespace monitoring -f values/staging.yaml --atomic --timeout 5m",
     "helm upgrade --install vemon ./chart -n monitoring -f values/prod.yaml --set scrape.components.mlInference.enabled=false",
