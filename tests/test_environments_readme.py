@@ -67,6 +67,8 @@ def as_template(argv: list[str], chart: str) -> list[str]:
             continue
         if a in CLUSTER_ONLY or a.split("=")[0] in WITH_VALUE:
             continue
+        if a.startswith("virtengine-observability/"):   # a file of the package pulled with --untar
+            a = chart + a.removeprefix("virtengine-observability")
         out.append(chart if a.startswith("oci://") or a in ("./chart", "chart") else str(KPS) if a == STACK else a)
     if any(a.startswith("oci://") or a == STACK for a in args):
         out = [a for i, a in enumerate(out) if a != "--version" and (i == 0 or out[i - 1] != "--version")]
