@@ -65,7 +65,8 @@ def cmd_publish(args) -> int:
 
 def cmd_diff(args) -> int:
     from . import diffenv
-    text = diffenv.run(_root(args), args.envs, base=args.base, helm_major=args.helm, context=args.context)
+    text = diffenv.run(_root(args), args.envs, base=args.base, helm_major=args.helm, context=args.context,
+                      group=not args.no_group)
     print(text, end="")
     return 0
 
@@ -114,6 +115,9 @@ def parser() -> argparse.ArgumentParser:
                                                      "working tree")
     d.add_argument("--helm", type=int, choices=(3, 4), default=3, help="helm major version to render with (default 3)")
     d.add_argument("--context", type=int, default=3, help="lines of context (default 3)")
+    d.add_argument("--no-group", action="store_true",
+                   help="show every change in place (by default a change repeated in 3 or more places, such as "
+                        "the environment label, is listed once at the top with where it occurs)")
     d.set_defaults(func=cmd_diff)
     b = sub.add_parser("bundle", help="the local docker-compose stack (Prometheus, Alertmanager, Grafana, Loki, "
                                       "Jaeger) for one environment")
