@@ -33,7 +33,7 @@ DOCUMENTED = [
 STACK = "prometheus-community/kube-prometheus-stack"
 KPS = Path(__import__("os").environ.get("VEMON_KPS_CHART",
                                         ROOT.parent / "shared" / "peers" / "kube-prometheus-stack-88.5.3.tgz"))
-CLUSTER_ONLY = {"--create-namespace", "--atomic", "--wait", "--install", "--cleanup-on-fail", "--force"}
+CLUSTER_ONLY = {"--create-namespace", "--atomic", "--rollback-on-failure", "--wait", "--install", "--cleanup-on-fail", "--force"}
 WITH_VALUE = {"--timeout"}
 
 
