@@ -69,6 +69,7 @@ def run(tmp_path_factory):
             time.sleep(1)
         info["firing_at_peak"] = p.prom.alerts(state="firing")
         info["og_at_peak"] = list(p.og.valid())
+        cleared = {t["scrapeUrl"]: t["lastScrape"] for t in p.prom.targets()}
         for exp in EXPECTATIONS:
             p.clear(exp)
         p.sims["a"].deactivate("tx_latency_spike")
@@ -76,7 +77,14 @@ def run(tmp_path_factory):
         while time.monotonic() < deadline and not all(p.resolve(e, pg) for e, pg in PAGES if p.page(e, pg)):
             time.sleep(1)
         info["notified"] = p.notified()
-        info["targets_after"] = p.prom.targets()
+        scraped_since(p.prom, cleared)   # two scrapes of every target since the fixes: their health is current
+        # then poll for every target up (a 1 s scrape timeout misses now and then on a loaded machine)
+        deadline = time.monotonic() + RESOLVE_TIMEOUT
+        after = p.prom.targets()
+        while not all(t["health"] == "up" for t in after) and time.monotonic() < deadline:
+            time.sleep(0.5)
+            after = p.prom.targets()
+        info["targets_after"] = after
         yield p, info
 
 
