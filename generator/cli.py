@@ -47,15 +47,26 @@ def cmd_lint(args) -> int:
 
 def cmd_publish(args) -> int:
     from . import publish
+
+    def warn(problems: list[str]) -> None:
+        bar = "!" * 78
+        print(f"{bar}\nWARNING: {publish.ALLOW_FLAG}: publishing a tree that is NOT clean and committed.\n"
+              "This version can never be replaced, and no commit holds what it contains:\n  "
+              + "\n  ".join(problems) + f"\n{bar}", file=sys.stderr)
+
     done = publish.publish(_root(args), args.registry, helm_major=args.helm, plain_http=args.plain_http,
-                           check_sources=not args.skip_source_check)
+                           allow_unclean=args.allow_unclean, warn=warn)
     print(f"pushed {done.ref}:{done.version} {done.digest}".rstrip())
+    if done.unclean:
+        print(f"WARNING: {done.ref}:{done.version} was published from an unclean tree "
+              f"({len(done.unclean)} files; see above)", file=sys.stderr)
     return 0
 
 
 def cmd_diff(args) -> int:
     from . import diffenv
-    text = diffenv.run(_root(args), args.envs, base=args.base, helm_major=args.helm, context=args.context)
+    text = diffenv.run(_root(args), args.envs, base=args.base, helm_major=args.helm, context=args.context,
+                      group=not args.no_group)
     print(text, end="")
     return 0
 
@@ -93,8 +104,9 @@ def parser() -> argparse.ArgumentParser:
                      help="where to push, e.g. ghcr.io/virtengine/charts (oci:// optional)")
     pub.add_argument("--helm", type=int, choices=(3, 4), default=3, help="helm major version to use (default 3)")
     pub.add_argument("--plain-http", action="store_true", help="talk http to the registry (a local test registry)")
-    pub.add_argument("--skip-source-check", action="store_true",
-                     help="publish chart/ even if it differs from what its sources render")
+    pub.add_argument("--allow-unclean", action="store_true",
+                     help="EMERGENCIES ONLY: publish even when the git tree is not clean and committed or chart/ "
+                          "differs from its sources (prints a warning naming every such file)")
     pub.set_defaults(func=cmd_publish)
     d = sub.add_parser("diff", help="what an environment change does, as a diff of rendered manifests: "
                                     "two environments, or git BASE against the working tree for one")
@@ -103,6 +115,9 @@ def parser() -> argparse.ArgumentParser:
                                                      "working tree")
     d.add_argument("--helm", type=int, choices=(3, 4), default=3, help="helm major version to render with (default 3)")
     d.add_argument("--context", type=int, default=3, help="lines of context (default 3)")
+    d.add_argument("--no-group", action="store_true",
+                   help="show every change in place (by default a change repeated in 3 or more places, such as "
+                        "the environment label, is listed once at the top with where it occurs)")
     d.set_defaults(func=cmd_diff)
     b = sub.add_parser("bundle", help="the local docker-compose stack (Prometheus, Alertmanager, Grafana, Loki, "
                                       "Jaeger) for one environment")

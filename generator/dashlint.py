@@ -180,7 +180,39 @@ def structural(dashboard: dict, uids: set[str]) -> list[str]:
             for linked in LINK.findall(value):
                 if linked not in uids:
                     problems.append(f"{path}: links to dashboard {linked!r}, which does not exist")
+    problems += variable_reference_problems(dashboard)
     return sorted(set(problems), key=problems.index)
+
+
+# --- variable references --------------------------------------------------------
+
+# $name, ${name}, ${name:format}, [[name]] (Grafana's variable syntaxes); $1 in label_replace is no variable
+VAR_REF = re.compile(r"\$\{([A-Za-z_]\w*)(?:[:.][^}]*)?\}|\$([A-Za-z_]\w*)|\[\[([A-Za-z_]\w*)(?::[^\]]*)?\]\]")
+
+
+def variable_reference_problems(dashboard: dict) -> list[str]:
+    """Every ``$variable`` a panel or variable uses is defined by the dashboard (``$__...`` are Grafana's own)."""
+    defined = {v.get("name") for v in (dashboard.get("templating") or {}).get("list", [])}
+    names = sorted(n for n in defined if n)
+    problems = []
+
+    def scan(node, where: str) -> None:
+        for path, _key, value in _walk(node):
+            if not isinstance(value, str):
+                continue
+            for m in VAR_REF.finditer(value):
+                name = m.group(1) or m.group(2) or m.group(3)
+                if name.startswith("__") or name in defined:
+                    continue
+                problems.append(f"{where}: {path} uses ${name}, which is not a variable of this dashboard "
+                                f"(variables: {', '.join(names)}); add the variable or drop it from the query")
+
+    for var in (dashboard.get("templating") or {}).get("list", []):
+        scan(var, f"variable {var.get('name')!r}")
+    for panel in _panels(dashboard):
+        scan({k: v for k, v in panel.items() if k != "panels"}, f"panel {panel.get('id')} {panel.get('title')!r}")
+    scan(dashboard.get("links") or [], "dashboard links")
+    return problems
 
 
 # --- chain-level metrics ------------------------------------------------------

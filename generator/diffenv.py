@@ -47,6 +47,24 @@ def _expand(value):
     return value
 
 
+_IDS = ("name", "alert", "record")
+
+
+def _keyed(value):
+    """Lists of named items (receivers, rule groups, rules, panels by title are not unique) become maps keyed by
+    their name, so an added or removed item is one block and the others line up by name, not by position."""
+    if isinstance(value, dict):
+        return {k: _keyed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        items = [_keyed(v) for v in value]
+        for ident in _IDS:
+            names = [v.get(ident) if isinstance(v, dict) else None for v in items]
+            if items and all(isinstance(n, str) for n in names) and len(set(names)) == len(names):
+                return {f"{ident}={n}": {k: v for k, v in item.items() if k != ident} for n, item in zip(names, items)}
+        return items
+    return value
+
+
 def objects(text: str) -> dict[str, str]:
     """``{Kind/namespace/name: normalised YAML}`` of a ``helm template`` output."""
     out = {}
@@ -57,14 +75,58 @@ def objects(text: str) -> dict[str, str]:
         key = f"{doc.get('kind')}/{meta.get('namespace', '-')}/{meta.get('name')}"
         if doc.get("kind") == "Secret" and isinstance(doc.get("data"), dict):
             doc = dict(doc, data={k: base64.b64decode(v).decode("utf-8", "replace") for k, v in doc["data"].items()})
-        out[key] = yaml.safe_dump(_expand(doc), sort_keys=True, width=120, allow_unicode=True)
+        out[key] = yaml.safe_dump(_keyed(_expand(doc)), sort_keys=True, width=100_000, allow_unicode=True)
     return out
 
 
-def diff_objects(old: dict[str, str], new: dict[str, str], old_label: str, new_label: str, context: int = 3) -> str:
+# a change (the same lines removed and added, indentation aside) seen this often is shown once, with a count
+GROUP_AT = 3
+
+
+def _changes(old: list[str], new: list[str]):
+    """The changes between two line lists: ``(i1, i2, j1, j2, signature)``; a replaced block of equal length is
+    split line by line, so the same label changed in many places is one repeated signature."""
+    matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            continue
+        if tag == "replace" and i2 - i1 == j2 - j1:
+            for k in range(i2 - i1):
+                yield i1 + k, i1 + k + 1, j1 + k, j1 + k + 1, ((old[i1 + k].strip(),), (new[j1 + k].strip(),))
+        else:
+            yield i1, i2, j1, j2, (tuple(x.strip() for x in old[i1:i2]), tuple(x.strip() for x in new[j1:j2]))
+
+
+def diff_objects(old: dict[str, str], new: dict[str, str], old_label: str, new_label: str, context: int = 3,
+                 group: bool = True) -> str:
+    """Per object: added, removed, changed with a unified diff. With ``group``, a change repeated in
+    ``GROUP_AT`` or more places (the environment label on every object) is listed once at the top with
+    where it occurs, and left out of the per-object diffs."""
+    keys = sorted(set(old) | set(new))
+    changed = [k for k in keys if k in old and k in new and old[k] != new[k]]
+    lines_of = {k: (old[k].splitlines(), new[k].splitlines()) for k in changed}
+    changes = {k: list(_changes(*lines_of[k])) for k in changed}
+    places: dict[tuple, list[str]] = {}
+    first: dict[tuple, tuple[list[str], list[str]]] = {}
+    for key in changed:
+        a, b = lines_of[key]
+        for i1, i2, j1, j2, sig in changes[key]:
+            places.setdefault(sig, []).append(key)
+            first.setdefault(sig, (a[i1:i2], b[j1:j2]))
+    repeated = {sig for sig, where in places.items() if group and len(where) >= GROUP_AT}
     lines = []
+    if repeated:
+        total = sum(len(places[s]) for s in repeated)
+        lines.append(f"= {len(repeated)} changes repeated in {total} places, each shown once "
+                     f"(`diff --no-group` shows them in place):")
+        for sig in sorted(repeated, key=lambda s: (-len(places[s]), s)):
+            objs = sorted(set(places[sig]))
+            named = ", ".join(objs[:3]) + (f" and {len(objs) - 3} more" if len(objs) > 3 else "")
+            lines.append(f"= {len(places[sig])} places in {len(objs)} objects ({named}):")
+            removed, added = first[sig]
+            lines += ["  -" + x for x in removed] + ["  +" + x for x in added]
     counts = {"added": 0, "removed": 0, "changed": 0, "unchanged": 0}
-    for key in sorted(set(old) | set(new)):
+    for key in keys:
         if key not in new:
             counts["removed"] += 1
             lines.append(f"- removed {key}")
@@ -74,14 +136,26 @@ def diff_objects(old: dict[str, str], new: dict[str, str], old_label: str, new_l
             lines += ["  + " + line for line in new[key].splitlines()]
         elif old[key] != new[key]:
             counts["changed"] += 1
+            a, b = lines_of[key]
+            # the new text with only this object's own (not repeated) changes applied
+            kept, pos = [], 0
+            for i1, i2, j1, j2, sig in changes[key]:
+                kept += a[pos:i1] + (a[i1:i2] if sig in repeated else b[j1:j2])
+                pos = i2
+            kept += a[pos:]
+            if kept == a:
+                lines.append(f"~ changed {key} (only repeated changes, listed above)")
+                continue
             lines.append(f"~ changed {key}")
-            body = difflib.unified_diff(old[key].splitlines(), new[key].splitlines(),
-                                        f"{old_label}", f"{new_label}", n=context, lineterm="")
+            body = difflib.unified_diff(a, kept, f"{old_label}", f"{new_label}", n=context, lineterm="")
             lines += ["  " + line for line in body]
         else:
             counts["unchanged"] += 1
-    lines.append(f"{old_label} -> {new_label}: {counts['changed']} changed, {counts['added']} added, "
-                 f"{counts['removed']} removed, {counts['unchanged']} unchanged")
+    summary = (f"{old_label} -> {new_label}: {counts['changed']} changed, {counts['added']} added, "
+               f"{counts['removed']} removed, {counts['unchanged']} unchanged")
+    if repeated:
+        summary += f"; {len(repeated)} repeated changes shown once"
+    lines.append(summary)
     return "\n".join(lines) + "\n"
 
 
@@ -118,7 +192,8 @@ def _render_ref(root: Path, ref: str, tmp: Path) -> Path:
     return tree
 
 
-def run(root: Path, envs: list[str], *, base: str | None = None, helm_major: int = 3, context: int = 3) -> str:
+def run(root: Path, envs: list[str], *, base: str | None = None, helm_major: int = 3, context: int = 3,
+        group: bool = True) -> str:
     helm = tools.helm(helm_major)
     with tempfile.TemporaryDirectory(prefix="vemon-diff-") as name:
         tmp = Path(name)
@@ -135,11 +210,11 @@ def run(root: Path, envs: list[str], *, base: str | None = None, helm_major: int
                                capture_output=True)
                 shutil.rmtree(tree, ignore_errors=True)
             new = objects(_template(helm, chart, root / "values" / f"{env}.yaml"))
-            return diff_objects(old, new, f"{base}:{env}", f"working-tree:{env}", context)
+            return diff_objects(old, new, f"{base}:{env}", f"working-tree:{env}", context, group)
         if len(envs) != 2:
             raise GeneratorError("give two environments to compare (e.g. `diff staging prod`), "
                                  "or one with --base")
         a, b = envs
         old = objects(_template(helm, chart, root / "values" / f"{a}.yaml"))
         new = objects(_template(helm, chart, root / "values" / f"{b}.yaml"))
-        return diff_objects(old, new, a, b, context)
+        return diff_objects(old, new, a, b, context, group)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import difflib
+import json
 import os
 import shutil
 import tempfile
@@ -116,8 +117,21 @@ def on_disk(root: Path, files: dict[str, bytes]) -> dict[str, bytes]:
     return current
 
 
-def check(root: Path, files: dict[str, bytes], fix_command: str, max_lines: int = 40) -> None:
-    """Raises StaleError with a short diff when the files on disk differ."""
+def _readable(rel: str, data: bytes) -> list[str]:
+    """The lines to diff: JSON pretty-printed (rule groups are stored on one line), other text as it is."""
+    text = data.decode()
+    if rel.endswith(".json"):
+        try:
+            text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+        except ValueError:
+            pass
+    return text.splitlines()
+
+
+def check(root: Path, files: dict[str, bytes], fix_command: str, lines_per_file: int = 60,
+          max_lines: int = 400) -> None:
+    """Raises StaleError when the files on disk differ: the list of files, then a unified diff of each
+    (from what is on disk to what render writes, JSON pretty-printed), at most ``lines_per_file`` a file."""
     current = on_disk(root, files)
     problems: list[str] = []
     diff_lines: list[str] = []
@@ -132,11 +146,13 @@ def check(root: Path, files: dict[str, bytes], fix_command: str, max_lines: int 
         else:
             problems.append(f"differs: {rel}")
             try:
-                diff_lines.extend(difflib.unified_diff(
-                    new.decode().splitlines(), old.decode().splitlines(),
-                    f"{rel} (from sources)", f"{rel} (on disk)", lineterm="", n=1))
+                body = list(difflib.unified_diff(_readable(rel, old), _readable(rel, new),
+                                                 f"{rel} (on disk)", f"{rel} (after render)", lineterm="", n=2))
             except UnicodeDecodeError:
-                diff_lines.append(f"(binary) {rel}")
+                body = [f"(binary) {rel}"]
+            if len(body) > lines_per_file:
+                body = body[:lines_per_file] + [f"... {len(body) - lines_per_file} more lines of {rel}"]
+            diff_lines.extend(body)
     if problems:
         shown = diff_lines[:max_lines]
         if len(diff_lines) > max_lines:

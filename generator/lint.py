@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import budget, dashlint, promqlcheck, publish, rulelint, secrets, tools
+from . import alertdocs, budget, dashlint, promqlcheck, publish, rulelint, secrets, tools
 from .errors import GeneratorError, ValidationError
 
 LINTDATA = Path(__file__).parent / "lintdata"
@@ -130,6 +130,8 @@ def check_ct(ctx: LintContext) -> None:
 # name -> check; content modules append their own (see dashboards and rules lint)
 CHECKS: list[tuple[str, Callable[[LintContext], None]]] = [
     ("chart-yaml-schema", check_chart_yaml),
+    ("runbooks", alertdocs.check_runbooks),
+    ("promtool-cases", alertdocs.check_promtool_cases),
     ("yamllint", check_yamllint),
     ("version-increment", check_version_increment),
     ("helm-lint", check_helm_lint),

@@ -2,6 +2,12 @@
 
 Steps, each with the real helm:
 
+0. the project must be a git checkout whose tree is clean and committed
+   (no modified, staged, untracked or ignored file under ``chart/``,
+   ``values/`` or ``templates_src/``, nothing else uncommitted): a published
+   version can never be replaced, so it must be one commit anyone can check
+   out again (an untracked ``values/perf.yaml`` once shipped as
+   ``ci/perf-values.yaml``);
 1. the chart must match its sources (``render --check``): what is published
    is what ``templates_src/`` and ``values/`` say;
 2. ``helm show chart oci://<registry>/<path>/<name> --version <version>``: if
@@ -36,6 +42,7 @@ class Published:
     ref: str
     version: str
     digest: str
+    unclean: list[str] = None
 
 
 def chart_meta(chart: Path) -> tuple[str, str]:
@@ -80,15 +87,57 @@ def _login(helm: str, ref: str, flags: list[str], config: str) -> None:
               input_text=password, timeout=120)
 
 
+# what the chart is made of: nothing here may be untracked, even when .gitignore hides it
+OWNED = ("chart", "values", "templates_src")
+ALLOW_FLAG = "--allow-unclean"
+
+
+def unclean(root: Path) -> list[str]:
+    """Why ``root`` is not a clean, committed git tree: one line per file, empty when it is."""
+    import subprocess
+    git = ["git", "-C", str(root)]
+    top = subprocess.run(git + ["rev-parse", "--show-toplevel"], capture_output=True, text=True)
+    if top.returncode != 0:
+        return [f"{root} is not a git checkout (nothing says which commit this version is)"]
+    if Path(top.stdout.strip()).resolve() != root.resolve():
+        return [f"{root} is not the top of its git checkout ({top.stdout.strip()})"]
+    if subprocess.run(git + ["rev-parse", "--verify", "-q", "HEAD"], capture_output=True).returncode != 0:
+        return ["no commit yet"]
+    status = subprocess.run(git + ["status", "--porcelain=v1", "--untracked-files=all", "--ignored=matching"],
+                            capture_output=True, text=True, check=True).stdout
+    problems = []
+    kinds = {"??": "untracked", "!!": "ignored"}
+    for line in status.splitlines():
+        code, path = line[:2], line[3:].strip('"')
+        if code == "!!" and not path.split("/", 1)[0] in OWNED:
+            continue   # .venv/, caches: not part of the package
+        kind = kinds.get(code) or ("staged, not committed" if code[1] == " " else "modified, not committed")
+        problems.append(f"{kind}: {path}")
+    return problems
+
+
 def publish(root: Path, registry: str, *, helm_major: int = 3, plain_http: bool = False,
-            check_sources: bool = True) -> Published:
+            allow_unclean: bool = False, warn=None) -> Published:
     chart = root / "chart"
     if not (chart / "Chart.yaml").is_file():
         raise GeneratorError("no chart/Chart.yaml; run `python -m generator render` first")
-    if check_sources:
-        from . import emit
-        from .build import build
+    problems = unclean(root)
+    if problems and not allow_unclean:
+        shown = problems[:20] + ([f"... and {len(problems) - 20} more"] if len(problems) > 20 else [])
+        raise GeneratorError("publish needs a clean, committed tree (a published version is never replaced, so it "
+                             "must be one commit):\n  " + "\n  ".join(shown)
+                             + "\ncommit or remove these files (git status), render, commit, and publish again; "
+                             f"in an emergency {ALLOW_FLAG} publishes anyway")
+    from . import emit
+    from .build import build
+    try:
         emit.check(root, build(root).files, "python -m generator render")
+    except GeneratorError as e:
+        if not allow_unclean:
+            raise
+        problems.append(f"chart/ differs from its sources: {str(e).splitlines()[0]}")
+    if problems and warn:
+        warn(problems)
     name, version = chart_meta(chart)
     base = _oci(registry)
     ref = f"{base}/{name}"
@@ -112,7 +161,7 @@ def publish(root: Path, registry: str, *, helm_major: int = 3, plain_http: bool 
         proc = tools.run([helm, "push", str(package), base, *flags], timeout=300)
     text = proc.stdout + proc.stderr
     digest = (re.search(r"Digest:\s*(\S+)", text) or re.search(r"(sha256:[0-9a-f]{64})", text))
-    return Published(ref=ref, version=version, digest=digest.group(1) if digest else "")
+    return Published(ref=ref, version=version, digest=digest.group(1) if digest else "", unclean=problems)
 
 
 def changelog_items(root: Path, version: str) -> list[str]:

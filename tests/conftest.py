@@ -60,7 +60,7 @@ def snapshot(tmp_path_factory) -> Path:
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A copy of the project's sources (templates_src, values, chart) to break safely."""
-    for name in ("templates_src", "values", "chart", "docs"):
+    for name in ("templates_src", "values", "chart", "docs", "tests/rules"):
         if (ROOT / name).exists():
             shutil.copytree(ROOT / name, tmp_path / name)
     for name in ("CHANGELOG.md", "ct.yaml"):

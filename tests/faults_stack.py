@@ -196,6 +196,36 @@ def am_counter(am: Alertmanager, name: str) -> float:
     return total
 
 
+def flushes(am, alertname: str) -> int:
+    """How many times Alertmanager flushed a group holding ``alertname``, from its own (debug) log.
+
+    A flush is one pass of the notification pipeline (dedup, retries, send); the passes of a group run one
+    after the other, so once a group has flushed again, everything the earlier pass was going to send is sent."""
+    text = am.process.log_path.read_text(errors="replace")
+    return sum(1 for line in text.splitlines() if "msg=flushing" in line and f"{alertname}[" in line)
+
+
+def settle(am, alertname: str, passes: int = 2, timeout: float = 120) -> None:
+    """Waits until Alertmanager has flushed the groups of ``alertname`` ``passes`` more times (its own log), instead
+    of sleeping a guessed number of seconds before counting what arrived: any retry in flight and any duplicate a
+    later pass would send has arrived by then."""
+    start = flushes(am, alertname)
+    wait_until(lambda: flushes(am, alertname) >= start + passes, timeout,
+               lambda: f"Alertmanager flushed {alertname} {flushes(am, alertname) - start} of {passes} more times:\n"
+                       f"{am.process.log()}")
+
+
+def prom_counter(prom, name: str) -> float:
+    """Sum of a Prometheus metric (from its own /metrics)."""
+    import urllib.request
+    total = 0.0
+    with urllib.request.urlopen(f"{prom.url}/metrics", timeout=5) as resp:
+        for line in resp.read().decode().splitlines():
+            if line.startswith(name) and not line.startswith("#") and line[len(name)] in "{ ":
+                total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
 # short timers for the routes the tests use; repeat far beyond the test so any repeat is a duplicate
 TIMERS = {"critical": {"groupWait": "1s", "groupInterval": "2s", "repeatInterval": "1h"},
           "warning": {"groupWait": "1s", "groupInterval": "2s", "repeatInterval": "1h"}}
@@ -221,7 +251,7 @@ class Env:
         self.og.api_keys = {keys["opsgenie-api-key"]}
         config = chart_alertmanager_config(tmp / "am-config", pagerduty=self.pd, opsgenie=self.og,
                                            heartbeat=self.heartbeat, secrets_dir=tmp / "secrets", timers=TIMERS)
-        self.am = self.stack.alertmanager(config)
+        self.am = self.stack.alertmanager(config, log_level="debug")   # debug: it logs each group flush
         self.exporter = self.stack._own(Exporter())
         rules = chart_rules(tmp / "rules.yaml", alerts)
         self.prom = self.stack.prometheus(rule_files=[rules], scrape_configs=[self.exporter.scrape_config()],

@@ -1,6 +1,7 @@
 """`python -m generator diff`: what an environment change does, as a readable diff of rendered manifests."""
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 
@@ -78,3 +79,42 @@ def test_diff_against_main_renders_mains_chart_in_a_temporary_worktree(snapshot,
 def test_diff_misuse_fails_with_a_message(snapshot, args, message):
     proc = run_generator(snapshot, "diff", *args)
     assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ---- repeated changes grouped ------------------------------------------------------------------------------------
+
+def _labelled_objects(env: str) -> int:
+    """Objects the chart renders for ``env`` that carry the environment label (from Helm, not from the diff)."""
+    from conftest import helm_template, manifests
+    docs = manifests(helm_template(env).stdout)
+    return sum(1 for d in docs if "virtengine.io/environment" in ((d.get("metadata") or {}).get("labels") or {}))
+
+
+def test_a_change_repeated_on_every_object_is_listed_once_with_its_count(snapshot):
+    grouped = run_generator(snapshot, "diff", "staging", "prod")
+    full = run_generator(snapshot, "diff", "staging", "prod", "--no-group")
+    assert grouped.returncode == 0 and full.returncode == 0, grouped.stderr + full.stderr
+    labelled = _labelled_objects("prod")
+    assert labelled == _labelled_objects("staging") and labelled > 10
+    # without grouping the label change is in every object; grouped, once, with the count of places
+    assert full.stdout.count("-    virtengine.io/environment: staging") == labelled
+    assert grouped.stdout.count("virtengine.io/environment: staging") == 1
+    header = re.search(r"^= (\d+) places in (\d+) objects \(.*\):\n  -    virtengine\.io/environment: staging\n"
+                       r"  \+    virtengine\.io/environment: prod$", grouped.stdout, re.M)
+    assert header and int(header.group(1)) == int(header.group(2)) == labelled, grouped.stdout[:2000]
+    assert len(grouped.stdout.splitlines()) < 0.7 * len(full.stdout.splitlines())
+    # the object counts are the same either way; the summary says what was grouped
+    last = grouped.stdout.rstrip().splitlines()[-1]
+    assert last.startswith(full.stdout.rstrip().splitlines()[-1]) and "repeated changes shown once" in last
+
+
+def test_a_change_seen_in_fewer_places_stays_in_its_object():
+    from generator.diffenv import diff_objects, objects
+    doc = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: %s, namespace: m, labels: {env: %s}}\ndata: {a: '%s'}\n"
+    old = objects("---\n".join(doc % (n, "staging", "1") for n in ("a", "b", "c")))
+    new = objects("---\n".join(doc % (n, "prod", "2" if n == "a" else "1") for n in ("a", "b", "c")))
+    out = diff_objects(old, new, "staging", "prod")
+    assert "= 3 places in 3 objects" in out and out.count("env: staging") == 1
+    own = out.split("~ changed ConfigMap/m/a\n", 1)[1]
+    assert "  -  a: '1'" in own and "  +  a: '2'" in own     # one place only: shown in its object
+    assert "~ changed ConfigMap/m/b (only repeated changes, listed above)" in out

@@ -21,7 +21,7 @@ from generator import tools
 
 DOCUMENTED = [
     "helm upgrade --install vemon ./chart --namespace monitoring --create-namespace -f values/prod.yaml",
-    "helm upgrade --install vemon oci://ghcr.io/virtengine/charts/virtengine-observability --version 0.1.0 "
+    "helm upgrade --install vemon oci://ghcr.io/virtengine/charts/virtengine-observability --version 0.2.0 "
     "--namespace monitoring --create-namespace -f values/prod.yaml",
     "helm upgrade vemon ./chart --namespace monitoring -f values/staging.yaml --atomic --timeout 5m",
     "helm upgrade --install vemon ./chart -n monitoring -f values/prod.yaml --set scrape.components.mlInference.enabled=false",
@@ -33,7 +33,7 @@ DOCUMENTED = [
 STACK = "prometheus-community/kube-prometheus-stack"
 KPS = Path(__import__("os").environ.get("VEMON_KPS_CHART",
                                         ROOT.parent / "shared" / "peers" / "kube-prometheus-stack-88.5.3.tgz"))
-CLUSTER_ONLY = {"--create-namespace", "--atomic", "--wait", "--install", "--cleanup-on-fail", "--force"}
+CLUSTER_ONLY = {"--create-namespace", "--atomic", "--rollback-on-failure", "--wait", "--install", "--cleanup-on-fail", "--force"}
 WITH_VALUE = {"--timeout"}
 
 
@@ -67,6 +67,8 @@ def as_template(argv: list[str], chart: str) -> list[str]:
             continue
         if a in CLUSTER_ONLY or a.split("=")[0] in WITH_VALUE:
             continue
+        if a.startswith("virtengine-observability/"):   # a file of the package pulled with --untar
+            a = chart + a.removeprefix("virtengine-observability")
         out.append(chart if a.startswith("oci://") or a in ("./chart", "chart") else str(KPS) if a == STACK else a)
     if any(a.startswith("oci://") or a == STACK for a in args):
         out = [a for i, a in enumerate(out) if a != "--version" and (i == 0 or out[i - 1] != "--version")]

@@ -14,9 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from faults_stack import CHAIN, CLUSTER, am_counter, env_factory, metric, restart, wait_until  # noqa: F401
+from faults_stack import (CHAIN, CLUSTER, am_counter, env_factory, metric, prom_counter, restart,  # noqa: F401
+                          settle, wait_until)
 
 STALL = {"ConsensusStalled": {"for": "2s", "thresholds.windowMinutes": 1}}
+# how long to poll for a page before failing: a timeout for a condition, not a measured bound (the delays are
+# printed as figures; the repeat interval of the routes is 1h, so a page that waited for it fails here)
+PAGE_TIMEOUT = 120
 
 
 def stalled_chain(chain: str = CHAIN, height: int = 1200) -> str:
@@ -24,37 +28,37 @@ def stalled_chain(chain: str = CHAIN, height: int = 1200) -> str:
                           pod=f"validator-{i}") for i in range(3))
 
 
-def outage_then_recovery(receiver, seconds: float, hang: float = 0.0) -> float:
-    """Fails every request from now; once Alertmanager has tried, keeps failing ``seconds`` more, then recovers.
+def outage_then_recovery(receiver, attempts: int, hang: float = 0.0) -> float:
+    """Fails every request from now until Alertmanager has tried the vendor ``attempts`` times, then recovers
+    (an outage measured in Alertmanager's retries, not in seconds of a machine that may be busy).
 
     Returns the monotonic time of the recovery."""
     receiver.fail_for(3600, hang=hang)
-    wait_until(lambda: receiver.outage_failures(), 60, "Alertmanager never tried the vendor during the outage")
-    time.sleep(seconds)
+    wait_until(lambda: len(receiver.outage_failures()) >= attempts, 60 + attempts * (hang + 10),
+               f"Alertmanager did not try the vendor {attempts} times during the outage")
     receiver.recover()
     return time.monotonic()
 
 
-@pytest.mark.parametrize("failure,outage,hang", [("answers 500", 5, 0), ("times out", 4, 11)],
-                         ids=["PagerDuty answers 500 for 5s", "PagerDuty hangs past the timeout"])
+@pytest.mark.parametrize("failure,outage,hang", [("answers 500", 4, 0), ("times out", 2, 11)],
+                         ids=["PagerDuty answers 500 to 4 attempts", "PagerDuty hangs past the timeout twice"])
 def test_a_vendor_outage_delays_the_page_until_recovery_without_duplicate_incidents(env_factory, failure, outage,
                                                                                     hang):
     env = env_factory(STALL)
     env.exporter.text = stalled_chain()
     recovered = outage_then_recovery(env.pd, outage, hang)
-    page = wait_until(lambda: env.pages("ConsensusStalled"), 60,
+    page = wait_until(lambda: env.pages("ConsensusStalled"), PAGE_TIMEOUT,
                       lambda: f"no page after the outage; AM log:\n{env.am.process.log()}")[0]
     delivered_after = time.monotonic() - recovered
-    time.sleep(4)  # two more group intervals: any retry still in flight would show up now
+    settle(env.am, "ConsensusStalled")   # two more passes of the group: any retry in flight has arrived
     pages = env.pages("ConsensusStalled")
     dedup_keys = {p["dedup_key"] for p in pages}
-    print(f"\n[figures] PagerDuty {failure} for {outage}s+: {len(env.pd.outage_failures())} failed attempt(s), page "
+    print(f"\n[figures] PagerDuty {failure} ({outage}+ attempts): {len(env.pd.outage_failures())} failed attempt(s), page "
           f"delivered {delivered_after:.1f}s after recovery, {len(pages)} accepted trigger(s), "
           f"{len(dedup_keys)} incident(s)")
     assert page["payload"]["severity"] == "critical" and page["routing_key"] in env.pd.routing_keys
     assert len(dedup_keys) == 1, "retries opened more than one incident"
     assert len(pages) <= 2, f"{len(pages)} pages for one alert"
-    assert delivered_after < 30, f"delivered {delivered_after:.0f}s after the vendor recovered"
     assert env.pd.invalid() == env.pd.outage_failures(), "a request PagerDuty would reject"
     # the signal the meta alert AlertmanagerNotificationsFailing reads moved with the outage
     assert am_counter(env.am, "alertmanager_notification_requests_failed_total") >= 1
@@ -65,13 +69,13 @@ def test_a_vendor_outage_delays_the_page_until_recovery_without_duplicate_incide
 def test_an_opsgenie_outage_creates_one_alert_once_it_recovers(env_factory):
     env = env_factory({"NodeLowPeers": {"for": "2s"}})
     env.exporter.text = metric("cometbft_p2p_peers", 0, chain_id=CHAIN, namespace="virtengine", pod="validator-0")
-    recovered = outage_then_recovery(env.og, 5)
-    wait_until(lambda: env.og.created("NodeLowPeers"), 60, lambda: env.am.process.log())
+    recovered = outage_then_recovery(env.og, 4)
+    wait_until(lambda: env.og.created("NodeLowPeers"), PAGE_TIMEOUT, lambda: env.am.process.log())
     delivered_after = time.monotonic() - recovered
-    time.sleep(4)
+    settle(env.am, "NodeLowPeers")
     created = env.og.created("NodeLowPeers")
     aliases = {c.get("alias") for c in created}
-    print(f"\n[figures] Opsgenie answers 500 for 5s+: {len(env.og.outage_failures())} failed attempt(s), alert created "
+    print(f"\n[figures] Opsgenie answers 500 (4+ attempts): {len(env.og.outage_failures())} failed attempt(s), alert created "
           f"{delivered_after:.1f}s after recovery, {len(created)} create(s), {len(aliases)} Opsgenie alert(s)")
     assert len(aliases) == 1 and len(created) <= 2
     assert env.og.invalid() == env.og.outage_failures()
@@ -87,7 +91,7 @@ def test_alertmanager_restarted_or_crashed_while_an_alert_fires_does_not_flood(e
         down = restart(env.am, crash=crash)
         # Prometheus re-sends the firing alert (resend delay 2s); the restarted Alertmanager holds it again
         wait_until(lambda: env.am.alerts(alertname="ConsensusStalled"), 30, "the alert did not come back")
-        time.sleep(5)  # > group_wait + 2 group intervals
+        settle(env.am, "ConsensusStalled")   # the restarted Alertmanager passed the group twice: a page would be out
         extra["crash" if crash else "restart"] = len(env.pages("ConsensusStalled")) - before
         print(f"\n[figures] Alertmanager {'crashed (SIGKILL)' if crash else 'restarted (SIGTERM)'} ({down:.1f}s down) "
               f"while paging: {extra['crash' if crash else 'restart']} extra page(s)")
@@ -103,7 +107,9 @@ def test_an_alert_that_starts_while_alertmanager_is_down_is_delivered_when_it_re
     start = time.monotonic()
     env.exporter.text = stalled_chain()
     wait_until(lambda: env.prom.alerts("firing", alertname="ConsensusStalled"), 30, "the alert never fired")
-    time.sleep(2)
+    # Prometheus tried to send it (its own counter of failed sends), and nothing reached PagerDuty
+    wait_until(lambda: prom_counter(env.prom, "prometheus_notifications_errors_total") >= 1, 30,
+               "Prometheus never tried to send the firing alert")
     assert env.pages("ConsensusStalled") == []
     back = time.monotonic()
     env.am.process = type(env.am.process)("alertmanager", env.am.process.cmd, env.am.dir, f"{env.am.url}/-/ready")
@@ -144,12 +150,19 @@ def test_prometheus_restarted_during_for_restores_the_pending_state(env_factory)
                lambda: f"never fired after the restart:\n{env.prom.process.log()}")
     fired_after = time.monotonic() - pending_at
     wait_until(lambda: env.pages("ConsensusStalled"), 20, "fired but not paged")
-    bound = FOR + down + GRACE
+
+    # Prometheus's own timestamps (its ALERTS series, kept across the restart), not this machine's wall clock
+    def samples(state: str) -> list[float]:
+        found = env.prom.api("query", query=f'ALERTS{{alertname="ConsensusStalled",alertstate="{state}"}}[10m]')
+        return sorted(float(ts) for series in found["result"] for ts, _ in series["values"])
+    pend, fire = samples("pending"), samples("firing")
+    gaps = [(b - a, b) for a, b in zip(pend, pend[1:])]
+    back = max(gaps)[1]                      # the first evaluation after the restart
     print(f"\n[figures] Prometheus restarted {FOR / 2:.0f}s into a {FOR}s `for` ({down:.1f}s down): fired "
-          f"{fired_after:.1f}s after it went pending (bound: for + downtime + grace = {bound:.0f}s; "
-          f"without restore it would be {FOR / 2 + down + FOR:.0f}s)")
-    assert fired_after >= FOR - 2, "fired before its `for` elapsed"
-    assert fired_after <= bound + 3, "the pending state was not restored"
+          f"{fired_after:.1f}s after it went pending; in Prometheus's time {fire[0] - pend[0]:.0f}s after pending, "
+          f"{fire[0] - back:.0f}s after the restart (without restore: {FOR}s after the restart)")
+    assert fire[0] - pend[0] >= FOR - 1, "fired before its `for` elapsed"
+    assert fire[0] - back < FOR, "fired a whole `for` after the restart: the pending state was not restored"
     assert pending[0]["labels"]["chain_id"] == CHAIN
 
 
@@ -168,7 +181,8 @@ def test_an_alert_storm_yields_a_bounded_number_of_notifications(env_factory):
     storm = STORM_PODS + STORM_VALIDATORS
     wait_until(lambda: len(env.am.alerts()) >= storm, 60,
                lambda: f"Alertmanager holds {len(env.am.alerts())} of {storm} alerts")
-    time.sleep(5)  # group_wait plus two group intervals after the last alert arrived
+    for alertname in ("KubePodCrashLooping", "NodeLowPeers"):   # each group passed twice after the last alert came
+        settle(env.am, alertname)
     requests = env.og.valid() + env.pd.valid()
     created = env.og.created()
     aliases = {c["alias"] for c in created}

@@ -74,7 +74,7 @@ def test_render_check_catches_a_hand_edit_and_names_the_fix(tmp_path):
     proc = run_generator(root, "render", "--check")
     assert proc.returncode == 1
     assert "differs: chart/values.yaml" in proc.stderr
-    assert "+# edited by hand" in proc.stderr
+    assert "-# edited by hand" in proc.stderr   # from what is on disk to what render writes
     assert "run `python -m generator render`" in proc.stderr
 
 

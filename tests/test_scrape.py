@@ -70,9 +70,16 @@ def test_prometheus_with_the_generated_scrape_config_sees_every_simulated_target
         for t in seen:
             assert t["labels"]["cluster"] == "virtengine-prod"
         # chain_id where the exporter has none (Cosmos SDK telemetry), the exporter's own elsewhere
-        time.sleep(1.5)
-        series = requests.get(url + "/api/v1/series", params={"match[]": '{job=~".+"}'}, timeout=10).json()["data"]
-        exported = [s for s in series if s["__name__"] != "up" and not s["__name__"].startswith("scrape_")]
+        job_names = {t["labels"]["job"] for t in seen}
+
+        def exported_by_every_job():   # poll until each job's own series are stored, instead of a fixed sleep
+            found = requests.get(url + "/api/v1/series", params={"match[]": '{job=~".+"}'}, timeout=10).json()["data"]
+            found = [s for s in found if s["__name__"] != "up" and not s["__name__"].startswith("scrape_")]
+            return found if {s["job"] for s in found} >= job_names else None
+        deadline = time.monotonic() + 60
+        while not (exported := exported_by_every_job()):
+            assert time.monotonic() < deadline, "some job's series never reached Prometheus"
+            time.sleep(0.5)
         missing = sorted({s["__name__"] for s in exported if not s.get("chain_id")})
         assert exported and missing == []
         chains = {s["chain_id"] for s in exported}

@@ -230,7 +230,8 @@ def build(src, out) -> None:
                 "params": rule.get("params") or {},
                 "group": gname,
             }
-            alerts[rule["alert"]] = dict(item, meaning=str(rule.get("meaning") or rule["summary"]).strip())
+            alerts[rule["alert"]] = dict(item, meaning=str(rule.get("meaning") or rule["summary"]).strip(),
+                                         source=display)
             emitted.append(item)
         groups[gname] = {"name": gname, "interval": group.get("interval", ""), "rules": emitted}
         out.add(f"chart/files/rules/{gname}.json", _final_group(groups[gname]))

@@ -114,7 +114,7 @@ class Process:
 
 
 class Alertmanager:
-    def __init__(self, workdir: Path, config_text: str) -> None:
+    def __init__(self, workdir: Path, config_text: str, log_level: str = "info") -> None:
         self.dir = workdir / f"alertmanager-{uuid.uuid4().hex[:6]}"
         (self.dir / "data").mkdir(parents=True)
         self.config_path = self.dir / "alertmanager.yml"
@@ -123,7 +123,7 @@ class Alertmanager:
         self.url = f"http://{HOST}:{self.port}"
         self.process = Process("alertmanager", [
             tools.find("alertmanager"), f"--config.file={self.config_path}", f"--storage.path={self.dir / 'data'}",
-            f"--web.listen-address={HOST}:{self.port}", "--cluster.listen-address=", "--log.level=info",
+            f"--web.listen-address={HOST}:{self.port}", "--cluster.listen-address=", f"--log.level={log_level}",
         ], self.dir, f"{self.url}/-/ready")
 
     def alerts(self, **filters: str) -> list[dict]:
@@ -467,8 +467,8 @@ class Stack:
     def webhook(self) -> WebhookReceiver:
         return self._own(WebhookReceiver())
 
-    def alertmanager(self, config_text: str) -> Alertmanager:
-        return self._own(Alertmanager(self.workdir, config_text))
+    def alertmanager(self, config_text: str, log_level: str = "info") -> Alertmanager:
+        return self._own(Alertmanager(self.workdir, config_text, log_level))
 
     def prometheus(self, **kwargs) -> Prometheus:
         return self._own(Prometheus(self.workdir, **kwargs))

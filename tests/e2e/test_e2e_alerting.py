@@ -14,11 +14,32 @@ import pytest
 
 from pipeline import CLUSTERS, EXPECTATIONS, OG_KEY, PD_CHAIN_KEY, PD_DEFAULT_KEY, Pipeline, wait_until
 
-BASELINE_SECONDS = 25
+# the healthy baseline, counted in Prometheus's own rule evaluations (every group at least this many times) rather
+# than in seconds of a machine that may be busy: at 1 s evaluations this was 25 s
+BASELINE_EVALUATIONS = 25
 PAGE_TIMEOUT = 150
 RESOLVE_TIMEOUT = 150
 PAGES = [(exp, page) for exp in EXPECTATIONS for page in exp.pages]
 IDS = [f"{exp.scenario}-{page.alert}" for exp, page in PAGES]
+
+
+def evaluations(prom) -> float:
+    """Evaluations of the rule group evaluated least often so far (Prometheus's own counter)."""
+    import urllib.request
+    with urllib.request.urlopen(f"{prom.url}/metrics", timeout=5) as resp:
+        counts = [float(line.rsplit(" ", 1)[1]) for line in resp.read().decode().splitlines()
+                  if line.startswith("prometheus_rule_group_iterations_total{")]
+    return min(counts) if counts else 0.0
+
+
+def scraped_since(prom, before: dict[str, str], times: int = 2) -> bool:
+    """Whether every target was scraped ``times`` times after ``before`` ({scrapeUrl: lastScrape}), by the
+    Prometheus's own scrape timestamps."""
+    for _ in range(times):
+        wait_until(lambda: all(t["lastScrape"] != before.get(t["scrapeUrl"]) for t in prom.targets()), 60,
+                   "targets were not scraped again")
+        before = {t["scrapeUrl"]: t["lastScrape"] for t in prom.targets()}
+    return True
 
 
 @pytest.fixture(scope="module")
@@ -29,22 +50,26 @@ def run(tmp_path_factory):
         wait_until(lambda: len(p.prom.targets()) and all(t["health"] == "up" for t in p.prom.targets()), 30,
                    lambda: f"targets not up: {[(t['labels'].get('instance'), t['lastError']) for t in p.prom.targets() if t['health'] != 'up']}")
         info["targets_before"] = p.prom.targets()
-        time.sleep(BASELINE_SECONDS)
+        start = evaluations(p.prom)
+        wait_until(lambda: evaluations(p.prom) >= start + BASELINE_EVALUATIONS, 300,
+                   f"the rule groups were not evaluated {BASELINE_EVALUATIONS} times")
         info["baseline_alerts"] = [a for a in p.prom.alerts() if a["labels"]["alertname"] != "Watchdog"]
         info["baseline_pd"] = list(p.pd.valid())
         info["baseline_og"] = list(p.og.valid())
         info["baseline_rule_errors"] = p.prom.rule_health()
+        before = {t["scrapeUrl"]: t["lastScrape"] for t in p.prom.targets()}
         for exp in EXPECTATIONS:
             p.inject(exp)
         # a symptom in the stalled cluster: slow transactions on another chain, which the stall must mute
         p.sims["a"].activate("tx_latency_spike", "virtengine-2")
-        time.sleep(3)
+        scraped_since(p.prom, before)   # two scrapes of every target since the faults: their health is current
         info["targets_during"] = p.prom.targets()
         deadline = time.monotonic() + PAGE_TIMEOUT
         while time.monotonic() < deadline and not all(p.page(e, pg) for e, pg in PAGES):
             time.sleep(1)
         info["firing_at_peak"] = p.prom.alerts(state="firing")
         info["og_at_peak"] = list(p.og.valid())
+        cleared = {t["scrapeUrl"]: t["lastScrape"] for t in p.prom.targets()}
         for exp in EXPECTATIONS:
             p.clear(exp)
         p.sims["a"].deactivate("tx_latency_spike")
@@ -52,7 +77,14 @@ def run(tmp_path_factory):
         while time.monotonic() < deadline and not all(p.resolve(e, pg) for e, pg in PAGES if p.page(e, pg)):
             time.sleep(1)
         info["notified"] = p.notified()
-        info["targets_after"] = p.prom.targets()
+        scraped_since(p.prom, cleared)   # two scrapes of every target since the fixes: their health is current
+        # then poll for every target up (a 1 s scrape timeout misses now and then on a loaded machine)
+        deadline = time.monotonic() + RESOLVE_TIMEOUT
+        after = p.prom.targets()
+        while not all(t["health"] == "up" for t in after) and time.monotonic() < deadline:
+            time.sleep(0.5)
+            after = p.prom.targets()
+        info["targets_after"] = after
         yield p, info
 
 
