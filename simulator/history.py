@@ -119,7 +119,7 @@ def catalogue(env: Env) -> dict[str, list[Incident]]:
         I("halt: 40% of the power offline", "missing", 1800, {"share": 0.40}, "ConsensusStalled",
           also=("ValidatorDown", "ValidatorsMissingPower", "NodeSyncLag", "MempoolBacklog", "ValidatorMissingBlocks",
                 "HighTransactionLatency", "BlockTimeHigh", "EscrowSettlementsStalled"), cls="chain halt"),
-        I("upgrade halt: every node stopped at the upgrade height", "upgrade", 900, {}, "ConsensusStalled",
+        I("upgrade halt: every node stopped at the upgrade height", "upgrade", 1200, {}, "ConsensusStalled",
           also=("ValidatorMissingBlocks", "BlockTimeHigh"), cls="chain halt"),
         I("a 100 s pause (one long round)", "pause", 100, {}, None, below="ConsensusStalled", cls="chain halt"),
         I("28% of the power offline, blocks still come", "missing", 1800, {"share": 0.28}, "ValidatorDown",
@@ -128,9 +128,9 @@ def catalogue(env: Env) -> dict[str, list[Incident]]:
           below="ValidatorDown", cls="validator"),
         I("13% of the power offline", "missing", 2400, {"share": 0.13}, "ValidatorsMissingPower", cls="validator"),
         I("our signer down for 1100 blocks (jailing warning at 950)", "signer_down", int(1100 * bt), {},
-          "ValidatorMissingBlocks", cls="validator", settle=7 * 3600),
+          "ValidatorMissingBlocks", also=("ValidatorsMissingPower",), cls="validator", settle=7 * 3600),
         I("our signer down for 800 blocks", "signer_down", int(800 * bt), {}, None, below="ValidatorMissingBlocks",
-          cls="validator", settle=7 * 3600),
+          also=("ValidatorsMissingPower",), cls="validator", settle=7 * 3600),
         I("blocks every 20 s", "slow_blocks", 2400, {"block_time": 20.0}, "BlockTimeHigh",
           also=("HighTransactionLatency",), cls="validator"),
         I("blocks every 12 s", "slow_blocks", 3600, {"block_time": 12.0}, None, below="BlockTimeHigh", cls="validator"),
@@ -638,6 +638,7 @@ class History:
                         sample("cometbft_consensus_validator_last_signed_height", vl, math.floor(st["last_signed"]), t)
                         sample("cometbft_consensus_validator_missed_blocks", vl, math.floor(st["missed"]), t)
             if t % env.interval == 0:
+                dt = env.interval if t else 0     # these jobs move once per their own scrape interval
                 if not targets_absent:
                     self._emit_app(sample, t, env, n, pods, ns, cl, chain, node, gaps, height, cs_hist)
                     self._emit_providers(sample, t, env, ns, cl, act, prov, ml, dt, traffic, rng)
