@@ -112,9 +112,23 @@ def notification(alert: dict, routes: dict[str, str]) -> str:
     return vendor.get(routes.get(key, "none"), "none")
 
 
+def _reads(expr: str, name: str) -> bool:
+    return re.search(r"(?<![\w:])" + re.escape(name) + r"(?![\w:])", expr) is not None
+
+
 def recording_levels(groups: list[dict]) -> list[list[dict]]:
-    """Recording rules in dependency order: level n reads only raw series and levels < n."""
+    """The recording rules the alerts read (directly or through other recorded series), in dependency order:
+    level n reads only raw series and levels < n. Recorded series no alert reads are not backfilled."""
     rules = [r for g in groups for r in g["rules"] if "record" in r]
+    wanted = [r["expr"] for g in groups for r in g["rules"] if "alert" in r]
+    keep: list[dict] = []
+    while True:
+        more = [r for r in rules if r not in keep and any(_reads(e, r["record"]) for e in wanted)]
+        if not more:
+            break
+        keep += more
+        wanted = [r["expr"] for r in more]
+    rules = [r for r in rules if r in keep]
     names = {r["record"] for r in rules}
     level: dict[int, int] = {}
     for _ in range(len(rules) + 1):
