@@ -260,7 +260,10 @@ def catalogue(env: Env) -> dict[str, list[Incident]]:
         I("service discovery loses every VirtEngine target", "targets_absent", 2400, {}, "VirtEngineTargetsAbsent",
           also=("CometBFTMetricsAbsent",), cls="monitoring"),
     ]
-    return {"chain": chain + node, "module": module, "slo": slo, "infra": infra, "monitoring": mon}
+    slo_veid = [i for i in slo if i.kind == "veid_latency"]
+    slo_orders = [i for i in slo if i.kind != "veid_latency"]
+    return {"chain": chain + node, "module": module, "slo_veid": slo_veid, "slo_orders": slo_orders, "infra": infra,
+            "monitoring": mon}
 
 
 CRITICAL_SUBSET = {  # the short test history: one incident per critical alert, in as little time as possible
@@ -270,7 +273,7 @@ CRITICAL_SUBSET = {  # the short test history: one incident per critical alert, 
 }
 
 
-DAYTIME_LANES = ("module", "slo")   # judged only with traffic: these start in working hours (08:00-15:00)
+DAYTIME_LANES = ("module", "slo_veid", "slo_orders")   # judged only with traffic: these start in working hours (08:00-15:00)
 
 
 def schedule(lanes: dict[str, list[Incident]], days: float, *, gap: int = 1800, begin: int = 2 * 3600,
