@@ -385,7 +385,7 @@ class History:
                      bi_count=0.0, bi_b=[0.0] * len(LE_BLOCK), missed=0.0, last_signed=height, stuck_h=None,
                      stuck=False) for _ in range(n)]
         # chain-state counters (identical on every node) with a history for syncing nodes
-        cs = dict(tx_b=[0.0] * len(LE_TX), tx_count=0.0, tx_sum=0.0, veid_sub=0.0, veid_ver=0.0, veid_pending=20.0,
+        cs = dict(tx_b=[0.0] * len(LE_TX), tx_count=0.0, tx_sum=0.0, veid_sub=0.0, veid_ver=0.0, veid_pending=0.0, veid_backlog=0.0,
                   veid_b=[0.0] * len(LE_VEID), veid_count=0.0, veid_sum=0.0, created=0.0, matched=0.0,
                   res_ok=0.0, res_late=0.0, res_exp=0.0, settle_ok=0.0, settle_fail=0.0,
                   balance=5.0 * self.limits["escrow_minimum"], leases=40.0)
@@ -528,16 +528,21 @@ class History:
             if not stalled_match and getattr(self, "_expired_pending", 0.0):
                 cs["res_exp"] += self._expired_pending
                 self._expired_pending = 0.0
-            # VEID backlog: a gauge of chain state
-            qf = None
-            for e in act.get("veid_queue", []):
-                qf = e.params["factor"]
-            target_q = 20 + 30 * traffic
-            if qf is not None:
-                target_q = self.limits["veid_queue"] * qf
-            if act.get("veid_slow"):
-                target_q = min(target_q * 2, 80)
-            cs["veid_pending"] += (target_q - cs["veid_pending"]) * min(1.0, dt / 300) if dt else 0
+            if blocks > 0 or dt == 0:   # chain state stands still while the chain is halted
+                # VEID backlog (chain state): submissions in verification (Little's law: arrival rate x the ~4 s a
+                # verification takes) plus what verifications left undone, drained at twice the arrival rate after
+                ver_share = 0.99
+                for e in act.get("veid_slow", []):
+                    ver_share = e.params["ratio"]
+                arrivals = 0.05 * traffic
+                if ver_share < 0.99:
+                    cs["veid_backlog"] += arrivals * (1 - ver_share) * dt
+                else:
+                    cs["veid_backlog"] = max(0.0, cs["veid_backlog"] - 2 * max(arrivals, 0.01) * dt)
+                level = arrivals * 4.0 + cs["veid_backlog"]
+                for e in act.get("veid_queue", []):         # verifiers stuck: the backlog sits at a share of the limit
+                    level = self.limits["veid_queue"] * e.params["factor"]
+                cs["veid_pending"] = level
             bal = cs["balance"]
             for e in act.get("escrow_low", []):
                 bal = e.params["level"] * self.limits["escrow_minimum"]
