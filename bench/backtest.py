@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
 import math
 import re
 import shutil
@@ -442,12 +443,13 @@ def markdown(results: list[tuple[Result, dict]], command: str) -> str:
                   f"Pages per week: {sc['pages_per_week']:.1f}. False pages: {len(sc['false_pages'])} "
                   f"({len(sc['noise_pages'])} from the noise catalogue). Missed incidents: {len(sc['misses'])} "
                   f"({len(sc['critical_misses'])} critical).", "",
-                  "| alert | class | severity | incidents | fired | pages | tickets | true | false | collateral | "
+                  "| alert | class | severity | for | incidents | fired | pages | tickets | true | false | collateral | "
                   "missed | FP share | detect median | worst | budget |",
-                  "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+                  "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
         for name, a in sc["per_alert"].items():
             budget = "-" if a["within"] is None else ("met" if a["within"] else f"**over {fmt(a['budget'])}**")
-            lines.append(f"| {name} | {a['cls']} | {a['severity']} | {a['incidents']} | {a['episodes']} | {a['pages']} | "
+            hold = fmt(res.alerts[name]["for"]) if res.alerts[name]["for"] else "0"
+            lines.append(f"| {name} | {a['cls']} | {a['severity']} | {hold} | {a['incidents']} | {a['episodes']} | {a['pages']} | "
                          f"{a['tickets']} | {a['tp']} | {a['fp']} | {a['collateral']} | {a['missed']} | "
                          f"{a['fp_share']:.0%} | {fmt(a['ttd_median'])} | {fmt(a['ttd_worst'])} | {budget} |")
         lines += ["", "Incidents (ground truth) and detection:", "",
@@ -475,7 +477,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--days", type=float, default=7)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--write", help="write the scorecard as Markdown here (e.g. docs/alert-quality.md)")
-    p.add_argument("--work", help="working folder (default: a temporary one)")
+    p.add_argument("--work", help="working folder (default: a temporary one); keeps each environment's result")
+    p.add_argument("--from-work", action="store_true", help="only rescore the results kept in --work")
     args = p.parse_args(argv)
     envs = args.env or ["dev", "staging", "prod"]
     command = "bench/backtest " + " ".join(a for a in (argv if argv is not None else sys.argv[1:]))
@@ -483,9 +486,17 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="vemon-backtest-") as tmp:
         base = Path(args.work) if args.work else Path(tmp)
         for env in envs:
+            if args.from_work:
+                with open(base / f"{env}.pickle", "rb") as fh:
+                    res = pickle.load(fh)
+                results.append((res, score(res)))
+                continue
             res = run_env(env, args.days, args.seed, base / env, log=lambda m: print(m, flush=True))
             sc = score(res)
             results.append((res, sc))
+            if args.work:
+                with open(base / f"{env}.pickle", "wb") as fh:
+                    pickle.dump(res, fh)
             print(f"{env}: pages/week {sc['pages_per_week']:.1f}, false pages {len(sc['false_pages'])}, "
                   f"misses {len(sc['misses'])} ({len(sc['critical_misses'])} critical), {res.figures}", flush=True)
             for i, r in sc["misses"]:
