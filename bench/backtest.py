@@ -44,6 +44,13 @@ from generator.servers import Servers  # noqa: E402
 from simulator.history import DAY, ENVS, T0, CRITICAL_SUBSET, History, Incident, catalogue, schedule  # noqa: E402
 
 EVAL = 30   # kube-prometheus-stack's evaluationInterval
+LONG_EVAL = 120   # recording rules over windows of a day or more are backfilled at this step (see run_env)
+
+
+def long_window(expr: str) -> bool:
+    """Whether an expression reads a range of a day or more (``[1d]``, ``[3d]``, ``[30d]``, ``[24h]`` ...)."""
+    return any((int(n) * {"d": 86400, "h": 3600, "w": 604800}[u]) >= 86400
+               for n, u in re.findall(r"\[(\d+)([dhw])\]", expr))
 CLASS_OF = {}  # alert -> class, from the incident catalogue (see classes())
 BUDGET = {"critical": 300, "warning": 900}   # detection budget: critical paged within 5 min, warning within 15
 
@@ -262,18 +269,27 @@ def run_env(env: str, days: float, seed: int, work: Path, *, incidents: list[Inc
         prom = group.prometheus({"global": {"evaluation_interval": f"{EVAL}s"}}, name="prometheus",
                                 retention="3650d", args=["--query.max-samples=200000000"])
         for n, level in enumerate(recording_levels(groups)):
-            rules = work / f"recording-{n}.yml"
-            rules.write_text(yaml.safe_dump({"groups": [{"name": f"level{n}", "rules": level}]}))
-            out = work / f"recorded-{n}"
-            if out.exists():
-                shutil.rmtree(out)
-            tools.run([tools.find("promtool"), "tsdb", "create-blocks-from", "rules", f"--start={start}",
-                       f"--end={end}", f"--url={prom.url}", f"--output-dir={out}", f"--eval-interval={EVAL}s",
-                       str(rules)], timeout=7200)
+            outs = []
+            # rules over windows of a day or more change little in minutes: evaluated every LONG_EVAL (they cost
+            # the most: each evaluation reads days of samples), the others at the evaluation interval
+            for kind, rules_of, interval in (("short", [r for r in level if not long_window(r["expr"])], EVAL),
+                                             ("long", [r for r in level if long_window(r["expr"])], LONG_EVAL)):
+                if not rules_of:
+                    continue
+                rules = work / f"recording-{n}-{kind}.yml"
+                rules.write_text(yaml.safe_dump({"groups": [{"name": f"level{n}-{kind}", "rules": rules_of}]}))
+                out = work / f"recorded-{n}-{kind}"
+                if out.exists():
+                    shutil.rmtree(out)
+                tools.run([tools.find("promtool"), "tsdb", "create-blocks-from", "rules", f"--start={start}",
+                           f"--end={end}", f"--url={prom.url}", f"--output-dir={out}", f"--eval-interval={interval}s",
+                           str(rules)], timeout=7200)
+                outs.append(out)
             prom.stop()
-            for block in out.iterdir():
-                if block.is_dir():
-                    shutil.move(str(block), str(folder / "data" / block.name))
+            for out in outs:
+                for block in out.iterdir():
+                    if block.is_dir():
+                        shutil.move(str(block), str(folder / "data" / block.name))
             prom.start()
         t_rec = time.monotonic() - t0
         t0 = time.monotonic()
@@ -426,7 +442,9 @@ def markdown(results: list[tuple[Result, dict]], command: str) -> str:
               "operations plus injected incidents, the ground truth); `promtool tsdb create-blocks-from openmetrics` "
               "and `create-blocks-from rules` (recording rules in dependency order) build the TSDB; a real Prometheus "
               "2.42 serves it; every alert of the environment's rendered PrometheusRules is range-queried at the "
-              f"{EVAL}s evaluation interval and `for` / `keep_firing_for` are applied as Prometheus does. A page is a "
+              f"{EVAL}s evaluation interval and `for` / `keep_firing_for` are applied as Prometheus does (recording "
+              f"rules over a day or more are backfilled every {LONG_EVAL}s: they read days of samples at each step). "
+              "A page is a "
               "firing alert the environment routes to PagerDuty, a ticket one it routes to Opsgenie. Detection "
               "budget: critical 5 minutes, warning 15 minutes from the incident's start. Backfilled data has no "
               "staleness markers: a target that stops answering keeps its last samples for the 5-minute lookback "
