@@ -230,10 +230,14 @@ class Result:
 
 
 def run_env(env: str, days: float, seed: int, work: Path, *, incidents: list[Incident] | None = None,
-            groups: list[dict] | None = None, log=print) -> Result:
+            groups: list[dict] | None = None, severities: set[str] | None = None, log=print) -> Result:
+    """``severities``: evaluate only the alerts of these severities (and the recorded series they read)."""
     t_start = time.monotonic()
     work.mkdir(parents=True, exist_ok=True)
     groups = groups if groups is not None else rendered_groups(env)
+    if severities is not None:
+        groups = [{**g, "rules": [r for r in g["rules"] if "record" in r
+                                  or r.get("labels", {}).get("severity") in severities]} for g in groups]
     history = History(env, days, seed, incidents=incidents, limits=limits_of(groups))
     data = work / "prometheus" / "data"
     if data.exists():

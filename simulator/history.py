@@ -176,8 +176,8 @@ def catalogue(env: Env) -> dict[str, list[Incident]]:
           also=("VEIDVerificationQueue",), cls="module"),
         I("85% of the VEID submissions verified", "veid_slow", 7200, {"ratio": 0.85}, None,
           below="VEIDVerificationThroughputLow", also=("VEIDVerificationQueue",), cls="module"),
-        I("VEID backlog over its limit", "veid_queue", 3600, {"factor": 1.5}, "VEIDVerificationQueue", cls="module"),
-        I("VEID backlog just under its limit", "veid_queue", 3600, {"factor": 0.9}, None, below="VEIDVerificationQueue",
+        I("VEID backlog over its limit", "veid_queue", 5400, {"factor": 1.5}, "VEIDVerificationQueue", cls="module"),
+        I("VEID backlog just under its limit", "veid_queue", 5400, {"factor": 0.9}, None, below="VEIDVerificationQueue",
           cls="module"),
         I("a provider's workloads fail (25%)", "provider_fail", 7200, {"share": 0.25}, "ProviderHighFailureRate",
           cls="module"),
@@ -211,11 +211,9 @@ def catalogue(env: Env) -> dict[str, list[Incident]]:
         I("a container crash-loops", "crashloop", 2400, {}, "KubePodCrashLooping", cls="infrastructure"),
         I("a container crash-loops for 10 minutes", "crashloop", 600, {}, None, below="KubePodCrashLooping",
           cls="infrastructure"),
-        I("a node filesystem fills (50% to 25% free)", "fs_fill", 14 * 3600, {"from": 0.5, "to": 0.25},
+        I("a node filesystem fills to 25% free in 14 hours", "fs_fill", 14 * 3600, {"to": 0.25},
           "NodeFilesystemFillingUp", cls="infrastructure", settle=7 * 3600),
-        I("a node filesystem fills slowly (3% a day)", "fs_fill", 14 * 3600, {"from": 0.38, "to": 0.36}, None,
-          below="NodeFilesystemFillingUp", cls="infrastructure", settle=7 * 3600),
-        I("a chain volume fills (14% to 6% free)", "pv_fill", 12 * 3600, {"from": 0.14, "to": 0.06},
+        I("a chain volume fills to 6% free in 12 hours", "pv_fill", 12 * 3600, {"to": 0.06},
           "KubePersistentVolumeFillingUp", cls="infrastructure", settle=7 * 3600),
         I("a chain volume at 2% free", "pv_full", 1800, {"free": 0.02}, "KubePersistentVolumeAlmostFull",
           also=("KubePersistentVolumeFillingUp",), cls="infrastructure", settle=7 * 3600),
@@ -323,6 +321,9 @@ def noise_catalogue(env: Env, days: float, rng: random.Random) -> list[Incident]
         # a pod rescheduled during the rolling upgrade: Pending for 2 minutes
         if d % 2 == 0:
             out.append(I("pod pending during rollout", "pending", 120, {}, noise=True, start=day + 10 * 3600 + 30))
+    # a node filesystem under 40% free, filling 3% a day all along (NodeFilesystemFillingUp must stay silent)
+    out.append(I("a node filesystem at 39% free filling 3% a day", "fs_slow", int(days * DAY), {"free": 0.39},
+                 noise=True, start=0))
     # one Prometheus restart (a few minutes with no samples at all; its own counters restart)
     out.append(I("Prometheus restart", "prom_restart", 180, {}, noise=True, start=int(min(days, 3) * DAY) - 5 * 3600))
     # one validator of the set (another operator, 9% of the power) offline for five hours
@@ -715,7 +716,7 @@ class History:
             for e in act.get("provider_fail", []):
                 if i == 0:
                     fshare = e.params["share"]
-            starts = 0.01 * max(traffic, 0.3) * dt
+            starts = 0.02 * max(traffic, 0.3) * dt
             prov[p]["starts"] += starts
             prov[p]["fails"] += starts * fshare
             lab = f'{lab},provider="{p}"'
@@ -768,7 +769,8 @@ class History:
             for e in act.get("pv_fill", []):
                 if k == 0:
                     frac = (t - e.start) / e.duration
-                    free = e.params["from"] + (e.params["to"] - e.params["from"]) * frac
+                    at_start = 0.55 - 0.02 * (e.start / DAY)
+                    free = at_start + (e.params["to"] - at_start) * frac
             for e in act.get("pv_full", []):
                 if k == 0:
                     free = e.params["free"]
@@ -792,10 +794,14 @@ class History:
             sample("node_memory_MemTotal_bytes", nl, 64e9, t)
             sample("node_memory_MemAvailable_bytes", nl, round(64e9 * (1 - mem)), t)
             free = 0.6 - 0.005 * (t / DAY)
+            for e in act.get("fs_slow", []):         # below 40% free but filling 3% a day: no fill within 24 h
+                if i == 0:
+                    free = e.params["free"] - 0.03 * ((t - e.start) / DAY)
             for e in act.get("fs_fill", []):
                 if i == 1:
                     frac = (t - e.start) / e.duration
-                    free = e.params["from"] + (e.params["to"] - e.params["from"]) * frac
+                    at_start = 0.6 - 0.005 * (e.start / DAY)
+                    free = at_start + (e.params["to"] - at_start) * frac
             for e in act.get("fs_low", []):
                 if i == 2:
                     free = e.params["free"]

@@ -21,7 +21,8 @@ from simulator.history import CRITICAL_SUBSET, ENVS, T0, History, Incident, cata
 @pytest.fixture(scope="module")
 def day(tmp_path_factory):
     incidents = schedule(catalogue(ENVS["prod"]), 1, only=CRITICAL_SUBSET)
-    result = run_env("prod", 1, 7, tmp_path_factory.mktemp("backtest"), incidents=incidents, log=lambda m: None)
+    result = run_env("prod", 1, 7, tmp_path_factory.mktemp("backtest"), incidents=incidents,
+                    severities={"critical"}, log=lambda m: None)
     return result, score(result)
 
 
