@@ -39,7 +39,8 @@ def test_a_day_of_prod_pages_every_critical_incident_and_nothing_else(day):
     assert not sc["critical_misses"], report
     assert not sc["false_pages"], report
     paged = {e.alert for e in result.episodes if e.notify == "page" and e.verdict == "true"}
-    expected = {i.expect for i in result.incidents if i.expect and result.alerts[i.expect]["severity"] == "critical"}
+    expected = {i.expect for i in result.incidents
+                if i.expect in result.alerts and result.alerts[i.expect]["severity"] == "critical"}
     assert expected <= paged, report
     late = {n: a["ttd_worst"] for n, a in sc["per_alert"].items()
             if a["severity"] == "critical" and a["ttd_worst"] is not None and a["ttd_worst"] > 5 * 60}
