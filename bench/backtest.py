@@ -357,11 +357,12 @@ def score(result: Result) -> dict:
         if near:
             ep.verdict, ep.reason = "false", f"just-below incident: {near[0].name}"
             continue
-        noise = [i for i in result.noise if i.start <= rel_e and rel_a <= i.end + 3600]
+        # events that last the whole history (a slowly filling disk) explain nothing by being there
+        noise = [i for i in result.noise if i.start <= rel_e and rel_a <= i.end + 3600 and i.duration < DAY]
         others = [i for i in incidents if i.start <= rel_e and rel_a <= i.end + i.settle]
         ep.verdict = "false"
-        ep.reason = ("noise: " + ", ".join(sorted({i.name for i in noise}))) if noise else (
-            "during: " + ", ".join(sorted({i.name for i in others})) if others else "unexplained")
+        ep.reason = ("during incident: " + ", ".join(sorted({i.name for i in others}))) if others else (
+            "noise: " + ", ".join(sorted({i.name for i in noise})) if noise else "unexplained")
     # incidents: detected, late or missed
     pending = {}
     for ep in result.episodes:
