@@ -77,12 +77,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="fewer repetitions, no 100x tree")
     p.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections ({', '.join(SECTIONS)})")
     p.add_argument("--write", metavar="FILE", help="also write the figures as Markdown (docs/benchmarks.md)")
+    p.add_argument("--fleet", default="1,10",
+                   help="fleet sizes for the prometheus section, as multiples of today's chain nodes (default 1,10; "
+                        "1,10,100 needs about an hour and 10 GB more on a 2-core machine)")
     p.add_argument("--keep", action="store_true", help="keep the temporary trees (their path is printed)")
     args = p.parse_args(argv)
     only = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(only) - set(SECTIONS)
     if unknown:
         p.error(f"unknown section {sorted(unknown)[0]!r}; allowed: {', '.join(SECTIONS)}")
+    try:
+        fleet = tuple(sorted({int(x) for x in args.fleet.split(",") if x.strip()}))
+    except ValueError:
+        p.error(f"--fleet {args.fleet!r}: comma-separated whole numbers, e.g. 1,10,100")
+    if not fleet or min(fleet) < 1:
+        p.error(f"--fleet {args.fleet!r}: multiples of today's fleet are 1 or more")
     command = "bench/run " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     started, t0 = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), time.time()
     info = machine()
@@ -102,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             size.run(report, work)
         if "prometheus" in only and 1 in trees:
             print("\n== 4. Prometheus-side cost (real Prometheus, simulated fleet)", flush=True)
-            prom.run(report, work, trees[1])
+            prom.run(report, work, trees[1], fleet=fleet)
         if "latency" in only:
             print("\n== 5. fault to page", flush=True)
             latency.run(report, quick=args.quick)

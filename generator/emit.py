@@ -10,7 +10,6 @@ replaced one by one through a temporary file and a rename.
 from __future__ import annotations
 
 import ctypes
-import difflib
 import os
 import shutil
 import tempfile
@@ -130,6 +129,7 @@ def check(root: Path, files: dict[str, bytes], fix_command: str, max_lines: int 
             problems.append(f"not generated from any source (remove it): {rel}")
         else:
             problems.append(f"differs: {rel}")
+            import difflib  # only a stale chart needs it: render does not pay for the import
             try:
                 diff_lines.extend(difflib.unified_diff(
                     new.decode().splitlines(), old.decode().splitlines(),
