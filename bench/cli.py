@@ -10,6 +10,7 @@ and dashboard query cost with the simulator), latency (fault to page).
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import shutil
 import sys
@@ -30,7 +31,8 @@ def markdown(report: Report, info: dict, command: str, started: str, elapsed: fl
              f"- command: `{command}`", f"- run: {started}, {elapsed:.0f} s",
              *[f"- {k}: `{v}`" for k, v in info.items() if k != "lscpu"], "",
              "```", info.get("lscpu", ""), "```", "",
-             "The machine is shared with other jobs: single figures are noisy. Times are medians; "
+             "The machine is shared with other jobs: single figures are noisy. Times are medians, with the "
+             "spread (min-max) of the runs beside them and the load average (uptime) at start and end; "
              "ratios are medians of per-pair ratios from runs alternated pair by pair.", "",
              "Reference: kube-prometheus-stack 88.5.3 on a 2-core machine: default render 175 ms (Helm 3.18) / "
              "195 ms (Helm 4.1); templated/static 2.0x (Helm 3) / 1.75x (Helm 4); 1.5 ms per dashboard, "
@@ -61,7 +63,14 @@ def markdown(report: Report, info: dict, command: str, started: str, elapsed: fl
               "`prometheus_rule_group_last_duration_seconds` (median of 5 readings) and each panel query through "
               "the HTTP API over 6 h at its default step (max(30 s, 6 h / Grafana's data points for the panel "
               "width), rounded up to a nice step; stat panels as instant queries) with `stats=all`: the figure is "
-              "Prometheus' own execTotalTime, the median of 3 runs.",
+              "Prometheus' own execTotalTime, the median of 3 runs (min-max beside it; a dashboard's figure is "
+              "the sum over its panels of one run). Fleet sizes (`--fleet`, default 1,10): the chain nodes "
+              "multiplied (3 x factor per chain, the extra ones full nodes), served live by the simulator; their "
+              "6 h history is today's fleet's with the full node of each chain copied under each further node's "
+              "name (bench/simsource.py), so every series and sample a query reads exists at that size. Growth "
+              "exponent k: log(figure ratio) / log(series ratio) between today and the largest fleet measured "
+              "(1.0 is linear). Prometheus memory: its own process_resident_memory_bytes after the queries; "
+              "recording rule series: the number of series its expression returns at the end of the run.",
               "5. **latency**: the routing work's fault-to-page benchmark, when it exists.",
               "", "Size budgets enforced by `python -m generator lint` (check `size-budget`, generator/budget.py) "
               "use the measurement of section 3 with the shares in values/_budgets.yaml."]
@@ -125,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  MISS {f.section}: {f.name}: {f.value} (target {f.target})")
     if not report.misses:
         print("  none")
+    info["load average at the end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     if args.write:
         out = Path(args.write)
         out = out if out.is_absolute() else ROOT / out
