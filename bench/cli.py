@@ -109,9 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="vemon-bench-"))
     try:
         trees = {}
-        if {"render", "helm", "prometheus"} & set(only):
+        if {"render", "helm"} & set(only):
             print("\n== 1. generator render (cold process)", flush=True)
             trees = render.run(report, work, quick=args.quick)
+        elif "prometheus" in only:
+            trees = render.run(report, work, quick=args.quick, only_tree=True)
         if "helm" in only:
             print("\n== 2. helm template vs the static floor", flush=True)
             helmcost.run(report, work, trees, quick=args.quick)

@@ -207,6 +207,9 @@ def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+_HISTORY: dict = {}   # today's fleet's simulated values, simulated once for every fleet size
+
+
 def measure(work: Path, tree: Path, factor: int, groups: list[dict], *, progress=print) -> Measurement:
     """History of a fleet ``factor`` times today's chain nodes (``nodes_per_chain`` = 3 x factor), loaded into a
     real Prometheus, scraped live afterwards, with the chart's rules; returns what it cost."""
@@ -225,7 +228,7 @@ def measure(work: Path, tree: Path, factor: int, groups: list[dict], *, progress
     replicas = {f"{c.chain_id}-node-2": [f"{c.chain_id}-node-{n}" for n in range(3, 3 * factor)]
                 for c in base.world.chains} if factor > 1 else None
     m.series = write_history(base, history, start=end - HOURS * 3600, end=end, step=SCRAPE, cluster=CLUSTER,
-                             replicas=replicas)
+                             replicas=replicas, reuse=_HISTORY)
     tools.run([tools.find("promtool"), "tsdb", "create-blocks-from", "openmetrics", str(history),
                str(home / "servers" / "prometheus" / "data")], timeout=3600)
     history.unlink()
@@ -292,11 +295,16 @@ def run(report: Report, work: Path, tree: Path, fleet: tuple[int, ...] = (1, 10)
     rule_exprs = {r.get("alert") or r.get("record"): r["expr"] for g in groups for r in g["rules"]}
     records = {r["record"]: r["expr"] for g in groups for r in g["rules"] if "record" in r}
     results: dict[int, Measurement] = {}
+    t0 = time.time()
     for factor in sorted(set(fleet) | {1}):
         try:
             results[factor] = measure(work, tree, factor, [dict(g) for g in groups])
         except Exception as e:  # noqa: BLE001 - a fleet size this machine cannot hold is reported, not fatal
             report.note(f"fleet {factor}x not measured: {str(e)[-300:]}")
+        except KeyboardInterrupt:   # Ctrl-C (SIGINT): the sizes measured so far are still reported
+            report.note(f"fleet {factor}x not measured: interrupted (Ctrl-C) after {time.time() - t0:.0f} s of the "
+                        f"section; the sizes before it are reported")
+            break
     base = results.get(1)
     if not base:
         return
