@@ -20,18 +20,19 @@ that data with the chart's rules (prod values) and:
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
-import socket
-import subprocess
 import tempfile
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+
+from generator.servers import Prometheus as PromServer
+from generator.servers import Servers, http, wait_until
 
 from .common import Report, ms, tools
 
@@ -45,12 +46,6 @@ CLUSTER = "bench"
 
 
 # ---------------------------------------------------------------- Prometheus
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def rule_groups(chart: Path, values: Path) -> list[dict]:
     out = tools.run([tools.helm(3), "template", "vemon", str(chart), "--namespace", "monitoring", "-f", str(values)]).stdout
     groups = []
@@ -64,75 +59,61 @@ def rule_groups(chart: Path, values: Path) -> list[dict]:
     return groups
 
 
-class Prometheus:
-    def __init__(self, work: Path, groups: list[dict], scrape_configs: list[dict]) -> None:
-        self.work = work
-        self.port = _free_port()
-        for g in groups:
-            g["interval"] = f"{EVAL}s"
-        (work / "rules.yaml").write_text(yaml.safe_dump({"groups": groups}, sort_keys=False))
-        (work / "prometheus.yml").write_text(yaml.safe_dump({
-            "global": {"scrape_interval": f"{SCRAPE}s", "evaluation_interval": f"{EVAL}s",
-                       "external_labels": {"bench": "1"}},
-            "rule_files": [str(work / "rules.yaml")], "scrape_configs": scrape_configs}))
-        self.proc: subprocess.Popen | None = None
+def start_prometheus(servers: Servers, groups: list[dict], scrape_configs: list[dict]) -> PromServer:
+    """The chart's rule groups (each evaluated every EVAL s) on the data already in ``servers.folder/prometheus/data``."""
+    folder = servers.folder / "prometheus"
+    folder.mkdir(parents=True, exist_ok=True)
+    for g in groups:
+        g["interval"] = f"{EVAL}s"
+    rules = folder / "rules.yaml"
+    rules.write_text(yaml.safe_dump({"groups": groups}, sort_keys=False))
+    config = {"global": {"scrape_interval": f"{SCRAPE}s", "evaluation_interval": f"{EVAL}s",
+                         "external_labels": {"bench": "1"}},
+              "scrape_configs": scrape_configs}
+    return servers.prometheus(config, rule_files=[rules], name="prometheus")
 
-    def __enter__(self) -> "Prometheus":
-        self.proc = subprocess.Popen(
-            [tools.find("prometheus"), f"--config.file={self.work / 'prometheus.yml'}",
-             f"--storage.tsdb.path={self.work / 'data'}", f"--web.listen-address=127.0.0.1:{self.port}",
-             "--storage.tsdb.retention.time=30d"],
-            stdout=subprocess.DEVNULL, stderr=(self.work / "prometheus.log").open("w"))
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                if self.get("/-/ready", raw=True):
-                    return self
-            except OSError:
-                pass
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"prometheus exited: {(self.work / 'prometheus.log').read_text()[-1500:]}")
-            time.sleep(0.5)
-        raise RuntimeError("prometheus did not become ready in 120 s")
 
-    def __exit__(self, *exc) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+def metrics_text(prom: PromServer) -> str:
+    status, body = http(prom.url + "/metrics", timeout=120)
+    if status != 200:
+        raise RuntimeError(f"prometheus /metrics: {status}")
+    return body.decode()
 
-    def get(self, path: str, params: dict | None = None, *, raw: bool = False):
-        url = f"http://127.0.0.1:{self.port}{path}"
-        if params:
-            url += "?" + urllib.parse.urlencode(params)
-        with urllib.request.urlopen(url, timeout=120) as resp:
-            body = resp.read().decode()
-        return body if raw else json.loads(body)
 
-    def group_durations(self) -> dict[str, float]:
-        out = {}
-        for line in self.get("/metrics", raw=True).splitlines():
-            if line.startswith("prometheus_rule_group_last_duration_seconds{"):
-                group = re.search(r'rule_group="[^";]*;([^"]*)"', line).group(1)
-                out[group] = float(line.rsplit(" ", 1)[1])
-        return out
+def group_durations(prom: PromServer) -> dict[str, float]:
+    out = {}
+    for line in metrics_text(prom).splitlines():
+        if line.startswith("prometheus_rule_group_last_duration_seconds{"):
+            group = re.search(r'rule_group="[^";]*;([^"]*)"', line).group(1)
+            out[group] = float(line.rsplit(" ", 1)[1])
+    return out
 
-    def query_cost(self, expr: str, end: float, step: int | None) -> tuple[float, str, int]:
-        params = {"query": expr, "stats": "all"}
-        if step is None:
-            params["time"] = f"{end:.3f}"
-            path = "/api/v1/query"
-        else:
-            params.update(start=f"{end - HOURS * 3600:.3f}", end=f"{end:.3f}", step=str(step))
-            path = "/api/v1/query_range"
-        try:
-            data = self.get(path, params)
-        except urllib.error.HTTPError as e:
-            return float("nan"), e.read().decode()[:200], 0
-        timings = (data.get("data", {}).get("stats") or {}).get("timings") or {}
-        return float(timings.get("execTotalTime", float("nan"))), "", len(data["data"].get("result") or [])
+
+def process_figures(prom: PromServer) -> dict[str, float]:
+    """Prometheus' own memory and head series (its /metrics)."""
+    wanted = ("process_resident_memory_bytes", "go_memstats_heap_inuse_bytes", "prometheus_tsdb_head_series")
+    out = {}
+    for line in metrics_text(prom).splitlines():
+        name = line.split(" ", 1)[0]
+        if name in wanted:
+            out[name] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def query_cost(prom: PromServer, expr: str, end: float, step: int | None) -> tuple[float, str, int]:
+    params = {"query": expr, "stats": "all"}
+    if step is None:
+        params["time"] = f"{end:.3f}"
+        path = "/api/v1/query"
+    else:
+        params.update(start=f"{end - HOURS * 3600:.3f}", end=f"{end:.3f}", step=str(step))
+        path = "/api/v1/query_range"
+    status, body = http(f"{prom.url}{path}?{urllib.parse.urlencode(params)}", timeout=300)
+    if status != 200:
+        return float("nan"), body.decode(errors="replace")[:200], 0
+    data = json.loads(body)
+    timings = (data.get("data", {}).get("stats") or {}).get("timings") or {}
+    return float(timings.get("execTotalTime", float("nan"))), "", len(data["data"].get("result") or [])
 
 
 # ---------------------------------------------------------------- dashboards
@@ -182,97 +163,200 @@ def _norm(expr: str) -> str:
     return re.sub(r"\s+", "", expr)
 
 
-def run(report: Report, work: Path, tree: Path) -> None:
+def spread(xs: list[float], fmt=ms) -> str:
+    """``median (min-max of N)`` of several runs."""
+    xs = sorted(x for x in xs if x == x)
+    if not xs:
+        return "n/a"
+    med = xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
+    return f"{fmt(med)} ({fmt(xs[0])}-{fmt(xs[-1])}, {len(xs)} runs)"
+
+
+def med(xs: list[float]) -> float:
+    xs = sorted(x for x in xs if x == x)
+    if not xs:
+        return float("nan")
+    return xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
+
+
+@dataclass
+class Measurement:
+    """What one Prometheus at one fleet size cost."""
+    factor: int
+    targets: int = 0
+    nodes: int = 0
+    series: int = 0
+    build_s: float = 0.0
+    load: str = ""
+    groups: dict[str, list[float]] = field(default_factory=dict)          # group -> readings (s)
+    boards: dict[str, list[float]] = field(default_factory=dict)          # dashboard -> total per run (s)
+    queries: dict[str, int] = field(default_factory=dict)                 # dashboard -> queries
+    slow: list[tuple[float, str, str]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    empty: list[str] = field(default_factory=list)
+    record_series: dict[str, int] = field(default_factory=dict)           # record -> series it creates
+    memory: dict[str, float] = field(default_factory=dict)
+
+
+RUNS = 3          # runs of each panel query
+READINGS = 5      # readings of each rule group's last evaluation time
+
+
+def _load() -> str:
+    import os
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+_HISTORY: dict = {}   # today's fleet's simulated values, simulated once for every fleet size
+
+
+def measure(work: Path, tree: Path, factor: int, groups: list[dict], *, progress=print) -> Measurement:
+    """History of a fleet ``factor`` times today's chain nodes (``nodes_per_chain`` = 3 x factor), loaded into a
+    real Prometheus, scraped live afterwards, with the chart's rules; returns what it cost."""
+    from simulator import Simulator
+
+    from .simsource import write_history
+    m = Measurement(factor)
+    home = Path(tempfile.mkdtemp(prefix=f"prom-x{factor}-", dir=work))
+    end = int(time.time()) - 60
+    history = home / "history.om"
+    started = time.time()
+    sim = Simulator(nodes_per_chain=3 * factor)     # served live after the history
+    m.targets, m.nodes = len(sim.targets), sum(len(c.nodes) for c in sim.world.chains)
+    # the history of today's fleet, the full node of each chain copied as each further node of the bigger fleet
+    base = Simulator() if factor > 1 else sim
+    replicas = {f"{c.chain_id}-node-2": [f"{c.chain_id}-node-{n}" for n in range(3, 3 * factor)]
+                for c in base.world.chains} if factor > 1 else None
+    m.series = write_history(base, history, start=end - HOURS * 3600, end=end, step=SCRAPE, cluster=CLUSTER,
+                             replicas=replicas, reuse=_HISTORY)
+    tools.run([tools.find("promtool"), "tsdb", "create-blocks-from", "openmetrics", str(history),
+               str(home / "servers" / "prometheus" / "data")], timeout=3600)
+    history.unlink()
+    m.build_s = time.time() - started
+    progress(f"  {factor}x fleet: {m.targets} targets, {m.nodes} chain nodes, {m.series:,} series, "
+             f"built in {m.build_s:.0f} s")
+    records = {r["record"]: r["expr"] for g in groups for r in g["rules"] if "record" in r}
+    with sim.start(port=0), Servers(home / "servers") as servers:
+        prom = start_prometheus(servers, groups, sim.scrape_configs(interval=f"{SCRAPE}s", labels={"cluster": CLUSTER}))
+        m.load = _load()
+        # every group evaluated at least once, then READINGS readings one evaluation apart
+        wait_until(lambda: len(group_durations(prom)) >= len(groups), 300, "rule groups never evaluated")
+        time.sleep(EVAL * 1.5)
+        for _ in range(READINGS):
+            for group, d in group_durations(prom).items():
+                m.groups.setdefault(group, []).append(d)
+            time.sleep(EVAL)
+        now = time.time()
+        for record, expr in records.items():
+            try:
+                m.record_series[record] = len(prom.query(expr, now))
+            except Exception:  # noqa: BLE001 - a failed count is shown as missing, not fatal
+                m.record_series[record] = -1
+        for path in sorted((tree / "chart" / "files" / "dashboards").glob("*.json")):
+            queries = dashboard_queries(path)
+            m.queries[path.stem] = len(queries)
+            totals = [0.0] * RUNS
+            for title, expr, step in queries:
+                q = substitute(expr, step)
+                costs = []
+                for i in range(RUNS):
+                    cost, err, found = query_cost(prom, q, now, step)
+                    if err:
+                        m.errors.append(f"{path.stem} / {title}: {err}")
+                        break
+                    costs.append(cost)
+                    totals[i] += cost
+                if costs and not found:
+                    m.empty.append(f"{path.stem} / {title}")
+                m.slow.append((med(costs) if costs else 0.0, f"{path.stem} / {title}", expr))
+            m.boards[path.stem] = totals
+        m.memory = process_figures(prom)
+    shutil.rmtree(home, ignore_errors=True)
+    return m
+
+
+def exponent(small: float, large: float, size_ratio: float) -> float:
+    if not (small > 0 and large > 0 and size_ratio > 1):
+        return float("nan")
+    return math.log(large / small) / math.log(size_ratio)
+
+
+def _k(x: float) -> str:
+    return "n/a" if x != x else f"{x:.2f}"
+
+
+def run(report: Report, work: Path, tree: Path, fleet: tuple[int, ...] = (1, 10)) -> None:
     from .simsource import available
     reason = available()
     if reason:
         report.note(f"Prometheus-side cost not measured: {reason}")
         return
-    from simulator import Simulator
-
-    from .simsource import write_history
-    home = Path(tempfile.mkdtemp(prefix="prom-", dir=work))
-    end = int(time.time()) - 60
-    history = home / "history.om"
-    started = time.time()
-    sim = Simulator()
-    nseries = write_history(sim, history, start=end - HOURS * 3600, end=end, step=SCRAPE, cluster=CLUSTER)
-    tools.run([tools.find("promtool"), "tsdb", "create-blocks-from", "openmetrics", str(history),
-               str(home / "data")], timeout=1800)
-    history.unlink()
-    report.add("prometheus", "simulated fleet (simulator/, 6 h of history at one sample per 30 s, then live)",
-               f"{len(sim.targets)} targets, {nseries:,} series, {nseries * (HOURS * 3600 // SCRAPE + 1):,} samples, "
-               f"built in {time.time() - started:.0f} s")
     groups = rule_groups(tree / "chart", tree / "values" / "prod.yaml")
     rule_exprs = {r.get("alert") or r.get("record"): r["expr"] for g in groups for r in g["rules"]}
     records = {r["record"]: r["expr"] for g in groups for r in g["rules"] if "record" in r}
-    with sim.start(port=0), Prometheus(home, groups, sim.scrape_configs(
-            interval=f"{SCRAPE}s", labels={"cluster": CLUSTER})) as prom:
-        samples: dict[str, list[float]] = {}
-        time.sleep(EVAL * 1.5)
-        for _ in range(5):
-            for group, d in prom.group_durations().items():
-                samples.setdefault(group, []).append(d)
-            time.sleep(EVAL)
-        rows = []
-        for group, ds in sorted(samples.items(), key=lambda kv: -sorted(kv[1])[len(kv[1]) // 2]):
-            d = sorted(ds)[len(ds) // 2]
-            rows.append([group, ms(d), "met" if d < RULE_GROUP_TARGET else "MISS"])
-            if d >= RULE_GROUP_TARGET:
-                report.add("prometheus", f"rule group {group} evaluation", ms(d), "< 10 ms", False)
-        report.table("rule group evaluation (prometheus_rule_group_last_duration_seconds, median of 5)",
-                     ["group", "duration", "< 10 ms"], rows)
-        if rows:
-            worst = max(sorted(ds)[len(ds) // 2] for ds in samples.values())
-            if worst < RULE_GROUP_TARGET:   # a miss is already listed group by group above
-                report.add("prometheus", f"slowest rule group of {len(rows)}", ms(worst), "< 10 ms", True)
-        now = time.time()
-        boards, slow, errors, empty = [], [], [], []
-        uses: dict[str, list[str]] = {}
-        for path in sorted((tree / "chart" / "files" / "dashboards").glob("*.json")):
-            total = 0.0
-            for title, expr, step in dashboard_queries(path):
-                q = substitute(expr, step)
-                costs = []
-                for _ in range(3):
-                    cost, err, found = prom.query_cost(q, now, step)
-                    if err:
-                        errors.append(f"{path.stem} / {title}: {err}")
-                        break
-                    costs.append(cost)
-                if costs and not found:
-                    empty.append(f"{path.stem} / {title}")
-                cost = sorted(costs)[len(costs) // 2] if costs else 0.0
-                total += cost
-                slow.append((cost, f"{path.stem} / {title}", expr))
-                uses.setdefault(_norm(expr), []).append(f"dashboard {path.stem}")
-            boards.append((total, path.stem, len(dashboard_queries(path))))
-        rows = [[uid, str(n), ms(t), "met" if t < DASHBOARD_TARGET else "MISS"] for t, uid, n in sorted(boards)[::-1]]
-        report.table("dashboard query load (6 h at default step, sum of execTotalTime)",
-                     ["dashboard", "queries", "total", "< 250 ms"], rows)
-        for t, uid, n in boards:
-            if t >= DASHBOARD_TARGET:
-                report.add("prometheus", f"dashboard {uid} query load", ms(t), "< 250 ms", False)
-        if boards:
-            worst = max(boards)
-            report.add("prometheus", f"heaviest dashboard query load of {len(boards)} ({worst[1]})", ms(worst[0]),
-                       "< 250 ms", worst[0] < DASHBOARD_TARGET)
-        report.table("slowest queries", ["time", "where", "expression"],
-                     [[ms(c), w, e.replace("\n", " ")[:110]] for c, w, e in sorted(slow, reverse=True)[:8]])
-        for e in errors[:5]:
-            report.note(f"query failed: {e}")
-        # recording rules only run live here (the history is raw series): a panel that reads a recorded
-        # series reads fewer samples than it would after 6 h of rule evaluation; say which ones
-        reading = sorted({f"{w.split(' / ')[0]} / {w.split(' / ', 1)[1]}" for _, w, e in slow
-                          if any(re.search(rf"(?<![\w:]){re.escape(r)}(?![\w:])", e) for r in records)})
-        if reading:
-            report.note(f"{len(reading)} panel queries read recorded series, which the simulated history does not "
-                        f"hold (rules are evaluated live only, no backfill): their cost is a lower bound, about "
-                        f"one recorded sample per series and step once Prometheus has run the rules for 6 h: "
-                        f"{', '.join(reading[:8])}{' ...' if len(reading) > 8 else ''}")
-        if empty:
-            report.note(f"{len(empty)} panel queries returned no series from the simulated fleet (their cost is "
-                        f"a lower bound): {', '.join(empty[:8])}{' ...' if len(empty) > 8 else ''}")
+    results: dict[int, Measurement] = {}
+    t0 = time.time()
+    for factor in sorted(set(fleet) | {1}):
+        try:
+            results[factor] = measure(work, tree, factor, [dict(g) for g in groups])
+        except Exception as e:  # noqa: BLE001 - a fleet size this machine cannot hold is reported, not fatal
+            report.note(f"fleet {factor}x not measured: {str(e)[-300:]}")
+        except KeyboardInterrupt:   # Ctrl-C (SIGINT): the sizes measured so far are still reported
+            report.note(f"fleet {factor}x not measured: interrupted (Ctrl-C) after {time.time() - t0:.0f} s of the "
+                        f"section; the sizes before it are reported")
+            break
+    base = results.get(1)
+    if not base:
+        return
+    report.add("prometheus", "simulated fleet today (simulator/, 6 h of history at one sample per 30 s, then live)",
+               f"{base.targets} targets ({base.nodes} chain nodes), {base.series:,} series, "
+               f"{base.series * (HOURS * 3600 // SCRAPE + 1):,} samples, built in {base.build_s:.0f} s")
+    # ---- today: rule groups
+    rows = []
+    for group, ds in sorted(base.groups.items(), key=lambda kv: -med(kv[1])):
+        d = med(ds)
+        rows.append([group, spread(ds), "met" if d < RULE_GROUP_TARGET else "MISS"])
+        if d >= RULE_GROUP_TARGET:
+            report.add("prometheus", f"rule group {group} evaluation", spread(ds), "< 10 ms", False)
+    report.table(f"rule group evaluation today (prometheus_rule_group_last_duration_seconds, median (min-max) of "
+                 f"{READINGS} readings; load {base.load})", ["group", "duration", "< 10 ms"], rows)
+    if base.groups:
+        worst = max(base.groups, key=lambda g: med(base.groups[g]))
+        if med(base.groups[worst]) < RULE_GROUP_TARGET:
+            report.add("prometheus", f"slowest rule group of {len(base.groups)} ({worst})",
+                       spread(base.groups[worst]), "< 10 ms", True)
+    # ---- today: dashboards
+    rows = [[uid, str(base.queries[uid]), spread(ts), "met" if med(ts) < DASHBOARD_TARGET else "MISS"]
+            for uid, ts in sorted(base.boards.items(), key=lambda kv: -med(kv[1]))]
+    report.table(f"dashboard query load today (6 h at default step, sum of execTotalTime, median (min-max) of "
+                 f"{RUNS} runs; load {base.load})", ["dashboard", "queries", "total", "< 250 ms"], rows)
+    for uid, ts in base.boards.items():
+        if med(ts) >= DASHBOARD_TARGET:
+            report.add("prometheus", f"dashboard {uid} query load", spread(ts), "< 250 ms", False)
+    if base.boards:
+        worst = max(base.boards, key=lambda u: med(base.boards[u]))
+        if med(base.boards[worst]) < DASHBOARD_TARGET:
+            report.add("prometheus", f"heaviest dashboard query load of {len(base.boards)} ({worst})",
+                       spread(base.boards[worst]), "< 250 ms", True)
+    report.table("slowest queries today", ["time", "where", "expression"],
+                 [[ms(c), w, e.replace("\n", " ")[:110]] for c, w, e in sorted(base.slow, reverse=True)[:8]])
+    for e in base.errors[:5]:
+        report.note(f"query failed: {e}")
+    reading = sorted({w for _, w, e in base.slow
+                      if any(re.search(rf"(?<![\w:]){re.escape(r)}(?![\w:])", e) for r in records)})
+    if reading:
+        report.note(f"{len(reading)} panel queries read recorded series, which the simulated history does not "
+                    f"hold (rules are evaluated live only, no backfill): their cost is a lower bound, about "
+                    f"one recorded sample per series and step once Prometheus has run the rules for 6 h: "
+                    f"{', '.join(reading[:8])}{' ...' if len(reading) > 8 else ''}")
+    if base.empty:
+        report.note(f"{len(base.empty)} panel queries returned no series from the simulated fleet (their cost is "
+                    f"a lower bound): {', '.join(base.empty[:8])}{' ...' if len(base.empty) > 8 else ''}")
+    fleet_tables(report, results, records)
+    # ---- recording rules computed again
+    uses: dict[str, list[str]] = {}
+    for _, w, expr in base.slow:
+        uses.setdefault(_norm(expr), []).append(f"dashboard {w.split(' / ')[0]}")
     for name, expr in rule_exprs.items():
         uses.setdefault(_norm(expr), []).append(f"rule {name}")
     again = []
@@ -283,4 +367,74 @@ def run(report: Report, work: Path, tree: Path) -> None:
             again.append([record, ", ".join(sorted(set(where)))[:120]])
     report.table("recording rules whose expression is computed again elsewhere", ["record", "computed again by"],
                  again or [["(none)", ""]])
-    shutil.rmtree(home, ignore_errors=True)
+
+
+def fleet_tables(report: Report, results: dict[int, Measurement], records: dict[str, str]) -> None:
+    """Each figure at every fleet size measured, with its growth exponent (log-log slope against the series)."""
+    base = results[1]
+    big = sorted(f for f in results if f > 1)
+    if not big:
+        report.note("fleet sizes above today's not measured (bench/run --fleet 1,10,100)")
+        return
+    top = results[big[-1]]
+    sizes = {f: results[f].series / base.series for f in results}
+    head = ["figure", *[f"{f}x ({results[f].series:,} series)" for f in sorted(results)],
+            f"k (1x -> {big[-1]}x)"]
+    rows = [["chain nodes / targets", *[f"{results[f].nodes} / {results[f].targets}" for f in sorted(results)], ""],
+            ["uptime load at start", *[results[f].load for f in sorted(results)], ""]]
+    mem = "process_resident_memory_bytes"
+    rows.append(["Prometheus memory (resident)",
+                 *[f"{results[f].memory.get(mem, float('nan')) / 2**20:,.0f} MiB" for f in sorted(results)],
+                 _k(exponent(base.memory.get(mem, 0), top.memory.get(mem, 0), sizes[big[-1]]))])
+    rows.append(["Prometheus head series",
+                 *[f"{results[f].memory.get('prometheus_tsdb_head_series', 0):,.0f}" for f in sorted(results)],
+                 _k(exponent(base.memory.get("prometheus_tsdb_head_series", 0),
+                             top.memory.get("prometheus_tsdb_head_series", 0), sizes[big[-1]]))])
+    report.table("fleet size: the simulated fleet and Prometheus (k: growth exponent, figure ~ series^k)", head, rows)
+    # rule groups
+    rows = []
+    for group in sorted(base.groups, key=lambda g: -med(base.groups[g])):
+        ks = exponent(med(base.groups[group]), med(top.groups.get(group, [])), sizes[big[-1]])
+        ok = ks <= 1.05 if ks == ks else None
+        rows.append([group, *[ms(med(results[f].groups.get(group, []))) for f in sorted(results)], _k(ks),
+                     "" if ok is None else ("met" if ok else "MISS")])
+        if ok is False:
+            report.add("prometheus", f"rule group {group} growth 1x -> {big[-1]}x", f"k = {ks:.2f}",
+                       "k <= 1.05 (linear)", False)
+    report.table("fleet size: rule group evaluation (median)", ["group", *head[1:], "k <= 1.05"], rows)
+    worst_k = max((exponent(med(base.groups[g]), med(top.groups.get(g, [])), sizes[big[-1]]) for g in base.groups),
+                  default=float("nan"), key=lambda x: -1 if x != x else x)
+    if worst_k == worst_k:
+        report.add("prometheus", f"steepest rule group growth 1x -> {big[-1]}x (time ~ series^k)", f"k = {worst_k:.2f}",
+                   "k <= 1.05 (linear)", worst_k <= 1.05)
+    # dashboards
+    rows = []
+    measured = 100 in results
+    # without a 100x run, the 100x load is extrapolated from the largest run along its own exponent (stated)
+    at100: dict[str, float] = {}
+    for uid in sorted(base.boards, key=lambda u: -med(base.boards[u])):
+        ks = exponent(med(base.boards[uid]), med(top.boards.get(uid, [])), sizes[big[-1]])
+        if measured:
+            at100[uid] = med(results[100].boards.get(uid, []))
+        elif ks == ks:
+            at100[uid] = med(top.boards[uid]) * (100 / big[-1]) ** max(ks, 0.0)
+        x = at100.get(uid, float("nan"))
+        rows.append([uid, *[ms(med(results[f].boards.get(uid, []))) for f in sorted(results)], _k(ks),
+                     "" if x != x else f"{ms(x)} {'met' if x < 2 else 'MISS'}"])
+        if x == x and x >= 2:
+            report.add("prometheus", f"dashboard {uid} query load at 100x{'' if measured else ' (extrapolated)'}",
+                       ms(x), "< 2 s", False)
+    how = "measured" if measured else f"extrapolated from {big[-1]}x along k"
+    report.table("fleet size: dashboard query load over 6 h (median)",
+                 ["dashboard", *head[1:], f"100x ({how}) < 2 s"], rows)
+    if at100:
+        worst = max(at100, key=lambda u: at100[u])
+        if at100[worst] < 2:
+            report.add("prometheus", f"heaviest dashboard query load at 100x, {how} ({worst})",
+                       ms(at100[worst]), "< 2 s", True)
+    # recording rules
+    rows = []
+    for record in records:
+        ks = exponent(base.record_series.get(record, 0), top.record_series.get(record, 0), sizes[big[-1]])
+        rows.append([record, *[str(results[f].record_series.get(record, "")) for f in sorted(results)], _k(ks)])
+    report.table("fleet size: series each recording rule creates", ["record", *head[1:]], rows)

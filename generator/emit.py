@@ -10,7 +10,6 @@ replaced one by one through a temporary file and a rename.
 from __future__ import annotations
 
 import ctypes
-import difflib
 import json
 import os
 import shutil
@@ -145,6 +144,7 @@ def check(root: Path, files: dict[str, bytes], fix_command: str, lines_per_file:
             problems.append(f"not generated from any source (remove it): {rel}")
         else:
             problems.append(f"differs: {rel}")
+            import difflib  # only a stale chart needs it: render does not pay for the import
             try:
                 body = list(difflib.unified_diff(_readable(rel, old), _readable(rel, new),
                                                  f"{rel} (on disk)", f"{rel} (after render)", lineterm="", n=2))

@@ -5,7 +5,9 @@ Each SLO (objective, window, a good/total or error/total query with
 
 - ``slo:sli_error:ratio_rate<w>{slo="<name>"}`` for the windows in
   ``WINDOWS``: the error ratio, aggregated ``by (cluster)``; no series while
-  there is no traffic (a zero denominator is no evidence of an outage);
+  there is no traffic (a zero denominator is no evidence of an outage); the
+  long windows (``RECORDED_WINDOWS``) sum the recorded 5m errors and events
+  below, so their cost does not grow with the number of nodes;
 - ``slo:sli_total:rate5m`` and ``slo:sli_errors:rate5m``: events and errors a
   second over 5m, and ``slo:error_budget_remaining:ratio{slo="<name>"}``:
   1 - (errors / events over the SLO window) / budget, weighted by events (a
@@ -34,6 +36,10 @@ from ..yamlio import line_of, load_yaml_file
 
 FILE = "templates_src/slos.yaml"
 WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
+# windows whose error ratio is summed from the recorded 5m events and errors (one series per cluster) instead of
+# rating the raw counters of every node again: their cost no longer grows with the nodes, and a 3d window reads
+# one recorded series, not 3 days of every node's buckets. The windows of the page alert (5m to 6h) stay raw.
+RECORDED_WINDOWS = ("1d", "3d")
 # (alert kind, severity, [(burn factor, long window, short window)], for)
 BURN_RATES = {
     "page": ("critical", [(14.4, "1h", "5m"), (6, "6h", "30m")], "2m"),
@@ -129,6 +135,13 @@ def _ratio(spec: dict, window: str) -> str:
     return f"clamp_min(\n  1 - ({good})\n  / ({total} > 0),\n  0\n)"
 
 
+def _recorded_ratio(sel: str, window: str) -> str:
+    """Error ratio over ``window`` from the recorded 5m errors and events of the SLO (weighted by events, as the
+    error budget): no series while there were no events, as the raw form."""
+    return (f"sum_over_time(slo:sli_errors:rate5m{sel}[{window}])\n"
+            f"/ on (cluster)\n(sum_over_time(slo:sli_total:rate5m{sel}[{window}]) > 0)")
+
+
 def _number(value: float) -> str:
     return f"{value:g}"
 
@@ -140,15 +153,18 @@ def rule_groups(slos: dict[str, dict]) -> list[dict]:
         sel = f'{{slo="{name}"}}'
         budget = 1 - spec["objective"]
         rules = [{"record": f"slo:sli_error:ratio_rate{w}", "expr": _ratio(spec, w), "labels": {"slo": name}}
-                 for w in WINDOWS]
+                 for w in WINDOWS if w not in RECORDED_WINDOWS]
         # the budget weighs events, not minutes: errors and events a second over 5m, recorded every evaluation,
         # summed over the SLO window (the evaluation interval and the 5m overlap cancel out in the ratio); the
-        # events only count while the SLI is defined (the error ratio exists)
+        # events only count while the SLI is defined (the error ratio exists). Rules of a group run in order:
+        # these come before the windows that read them.
         total5m = spec["sli"]["total"].replace("${window}", "5m").strip()
         rules.append({"record": "slo:sli_total:rate5m", "labels": {"slo": name},
                       "expr": f"{total5m}\nand on (cluster)\nslo:sli_error:ratio_rate5m{sel}"})
         rules.append({"record": "slo:sli_errors:rate5m", "labels": {"slo": name},
                       "expr": f"slo:sli_error:ratio_rate5m{sel}\n* on (cluster)\nslo:sli_total:rate5m{sel}"})
+        rules += [{"record": f"slo:sli_error:ratio_rate{w}", "expr": _recorded_ratio(sel, w), "labels": {"slo": name}}
+                  for w in WINDOWS if w in RECORDED_WINDOWS]
         rules.append({"record": "slo:error_budget_remaining:ratio", "labels": {"slo": name},
                       "expr": f"1 - (\n  sum_over_time(slo:sli_errors:rate5m{sel}[{spec['window']}])\n"
                               f"  / on (cluster)\n  (sum_over_time(slo:sli_total:rate5m{sel}[{spec['window']}]) > 0)\n"

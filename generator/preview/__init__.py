@@ -15,6 +15,13 @@ Modules, in the order a preview runs them: ``source`` (which dashboards),
 (the command, index and diff pages). ``grafana`` talks to a real Grafana
 for those who have one.
 """
-from .run import Options, Report, preview
-
 __all__ = ["Options", "Report", "preview"]
+
+
+def __getattr__(name: str):
+    """``Options``, ``Report`` and ``preview`` load the preview machinery (HTTP, pages, browser) on first use,
+    so ``generator render``, whose command line names the preview subcommand, does not import it."""
+    if name in __all__:
+        from . import run
+        return getattr(run, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

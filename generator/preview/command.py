@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import page
+from . import layout
 
 
 def add_parser(sub) -> None:
@@ -20,8 +20,8 @@ def add_parser(sub) -> None:
     p.add_argument("--out", default="preview", help="output folder, rewritten whole (default preview/)")
     p.add_argument("--range", default="", metavar="DURATION",
                    help="time range shown, e.g. 15m (default: each dashboard's own; the warm-up time with the local simulator)")
-    p.add_argument("--mode", action="append", choices=tuple(page.MODES), help="only this layout (repeatable)")
-    p.add_argument("--theme", action="append", choices=page.THEMES, help="only this theme (repeatable)")
+    p.add_argument("--mode", action="append", choices=tuple(layout.MODES), help="only this layout (repeatable)")
+    p.add_argument("--theme", action="append", choices=layout.THEMES, help="only this theme (repeatable)")
     p.add_argument("--no-screenshots", action="store_true", help="write the HTML pages only, no PNGs")
     p.add_argument("--max-height", type=int, default=0, metavar="PX",
                    help="cut each screenshot at this height, e.g. for pictures in a README (default: whole page)")
@@ -38,7 +38,7 @@ def run(args) -> int:
     root = Path(args.root).resolve()
     out = Path(args.out)
     opts = Options(env=args.env, prometheus=args.prometheus, out=out if out.is_absolute() else Path.cwd() / out,
-                   range=args.range, modes=tuple(args.mode or page.MODES), themes=tuple(args.theme or page.THEMES),
+                   range=args.range, modes=tuple(args.mode or layout.MODES), themes=tuple(args.theme or layout.THEMES),
                    screenshots=not args.no_screenshots, diff=args.diff,
                    max_height=args.max_height)
     if opts.prometheus:

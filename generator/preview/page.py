@@ -20,12 +20,11 @@ from dataclasses import dataclass
 from html import escape
 
 from . import svg
+from .layout import MODES, THEMES  # noqa: F401 - page.MODES, page.THEMES as before
 from .queries import Result, Window
 from .units import fmt
 
 ROW_H, MARGIN = 30, 8
-MODES = {"desktop": 1600, "phone": 375}
-THEMES = ("dark", "light")
 HEADER_H = {"desktop": 84, "phone": 100}
 PAD = {"desktop": 16, "phone": 8}
 TITLE_H, FOOT_H, INNER = 30, 18, 8

@@ -1,0 +1,96 @@
+"""What keeps the rules and the heaviest panels cheap as the fleet grows (issue 16, bench/run's fleet sizes).
+
+A query that rates raw per-node histogram buckets or counters over a long range costs in proportion to the
+nodes times the range, on every evaluation or every dashboard load. These checks read what the chart ships
+(chart/files/rules, chart/files/dashboards) and name the rule or panel that went back to the raw form:
+
+- the SLO error ratios over 1d and 3d sum the recorded 5m errors and events (one series per cluster), not
+  every node's counters over days;
+- the ABCI and block processing p99 panels and the transaction latency panels read their recording rules.
+
+That the recorded forms mean the same as the raw ones is shown by promtool on world-shaped input
+(tests/rules/slo.test.yaml, tests/rules/recording-histograms.test.yaml).
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import ROOT
+from generator import dashlint
+from generator.promql import metric_names
+
+RULES = ROOT / "chart" / "files" / "rules"
+# panels whose raw form scans per-node histogram buckets over the whole time range
+RECORDED_PANELS = {
+    ("virtengine-node", "ABCI method time p99"),
+    ("virtengine-node", "Block processing time p99"),
+    ("transactions", "Inclusion latency p50, p95, p99"),
+    ("transactions", "Inclusion latency p99"),
+}
+
+
+def rule_groups() -> list[dict]:
+    groups = []
+    for path in sorted(RULES.glob("*.json")):
+        data = json.loads(path.read_text())
+        groups += data.get("groups", [data]) if isinstance(data, dict) else data
+    return groups
+
+
+def recorded_names() -> set[str]:
+    return {r["record"] for g in rule_groups() for r in g["rules"] if "record" in r}
+
+
+def test_slo_long_windows_sum_recorded_series_instead_of_rating_every_node():
+    slo_groups = [g for g in rule_groups() if g["name"].startswith("virtengine.slo.")]
+    assert slo_groups, "no SLO rule groups rendered"
+    records = recorded_names()
+    problems = []
+    for group in slo_groups:
+        order = [r.get("record") for r in group["rules"]]
+        for window in ("1d", "3d"):
+            name = f"slo:sli_error:ratio_rate{window}"
+            rule = next((r for r in group["rules"] if r.get("record") == name), None)
+            if rule is None:
+                problems.append(f"{group['name']}: no {name}")
+                continue
+            raw = sorted(metric_names(rule["expr"]) - records)
+            if raw:
+                problems.append(f"{group['name']}: {name} reads raw series {raw}")
+            # rules of a group run in order: the recorded 5m series must be written before they are summed
+            for source in ("slo:sli_total:rate5m", "slo:sli_errors:rate5m"):
+                if source in metric_names(rule["expr"]) and order.index(source) > order.index(name):
+                    problems.append(f"{group['name']}: {name} reads {source}, recorded after it")
+    assert problems == []
+
+
+def test_heavy_panels_read_recording_rules_not_raw_buckets():
+    dashboards = dashlint.load_chart_dashboards(ROOT / "chart")
+    records = recorded_names()
+    found, problems = set(), []
+    for uid, board in dashboards.items():
+        for panel in dashlint._panels(board):
+            key = (uid, panel.get("title"))
+            if key not in RECORDED_PANELS:
+                continue
+            found.add(key)
+            for target in panel.get("targets") or []:
+                names = metric_names(target.get("expr", ""))
+                raw = sorted(n for n in names if n.endswith("_bucket"))
+                if raw or not names & records:
+                    problems.append(f"{uid} / {panel.get('title')}: reads {sorted(names)}")
+    assert found == RECORDED_PANELS, f"panels not found: {sorted(RECORDED_PANELS - found)}"
+    assert problems == []
+
+
+@pytest.mark.parametrize("record", [
+    "instance_method:cometbft_abci_connection_method_timing_seconds:p99_rate5m",
+    "instance:cometbft_state_block_processing_time:p99_rate5m",
+    "cluster_namespace_chain:virtengine_tx_latency_seconds_bucket:rate5m",
+])
+def test_recorded_histograms_keep_the_labels_the_panels_select_on(record):
+    rule = next(r for g in rule_groups() for r in g["rules"] if r.get("record") == record)
+    for label in ("cluster", "namespace", "chain_id"):
+        assert label in rule["expr"].split("sum by (")[1].split(")")[0], f"{record} drops {label}"
