@@ -155,7 +155,7 @@ def line_of(data: Any, path: list) -> int | None:
     return line
 
 
-class _Dumper(yaml.SafeDumper):
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # libyaml's emitter when built with it: same bytes, faster
     pass
 
 
