@@ -347,10 +347,10 @@ class Stack:
         return self._own(WebhookReceiver())
 
     def alertmanager(self, config_text: str, *, cluster: bool = False, peers: list[str] | None = None,
-                     name: str | None = None) -> Alertmanager:
+                     name: str | None = None, args: list[str] | None = None) -> Alertmanager:
         """A real Alertmanager; ``cluster``/``peers``: a gossiping peer (see ``generator.servers``)."""
         return self._own(self.servers.alertmanager(config_text, cluster=cluster, peers=peers, name=name,
-                                                   args=["--log.level=info"]))
+                                                   args=["--log.level=info", *(args or [])]))
 
     def prometheus(self, *, alertmanager: Alertmanager | None = None, alertmanagers: list[Alertmanager] = (),
                    extra_args: list[str] | None = None, name: str | None = None, **kwargs) -> Prometheus:
