@@ -20,11 +20,12 @@ copy of each alert per replica, the duplication the relabelling removes.
 from __future__ import annotations
 
 import re
+import urllib.parse
 import urllib.request
 
 import pytest
 
-from pipeline import CLUSTERS, EXPECTATIONS, Pipeline, seconds, wait_until
+from pipeline import CLUSTERS, EXPECTATIONS, OG_KEY, PD_CHAIN_KEY, PD_DEFAULT_KEY, Pipeline, seconds, wait_until
 
 REPLICA_LABEL = "prometheus_replica"       # kube-prometheus-stack's prometheusSpec.replicaExternalLabelName
 DROP_REPLICA = [{"action": "labeldrop", "regex": REPLICA_LABEL}]
@@ -45,7 +46,6 @@ class HAPipeline(Pipeline):
         self.config_dir = self.workdir / "alertmanager-config"
         self.secrets_dir = self.workdir / "secrets"
         self.config_dir.mkdir(parents=True, exist_ok=True)
-        from pipeline import OG_KEY, PD_CHAIN_KEY, PD_DEFAULT_KEY
         for name, key, value in (("virtengine-alerting", "pagerduty-routing-key", PD_DEFAULT_KEY),
                                  ("virtengine-alerting", "opsgenie-api-key", OG_KEY),
                                  ("chain-pagerduty", "routing-key", PD_CHAIN_KEY)):
@@ -91,7 +91,7 @@ class HAPipeline(Pipeline):
         aliases = {r.body["alias"] for r in self.created(alert)}
         return [r for r in self.og.valid() if r.method == "POST"
                 and (m := re.fullmatch(r"/v2/alerts/([^/]+)/close", r.path))
-                and urllib.request.unquote(m.group(1)) in aliases]
+                and urllib.parse.unquote(m.group(1)) in aliases]
 
     def sent(self, am, integration: str) -> float:
         """Notifications this peer sent to ``integration`` (its own ``alertmanager_notifications_total``)."""
