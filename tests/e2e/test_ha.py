@@ -32,7 +32,7 @@ DROP_REPLICA = [{"action": "labeldrop", "regex": REPLICA_LABEL}]
 PEER_TIMEOUT = "2s"                        # --cluster.peer-timeout: how long peer n waits (n x this) for peer 0
 SCENARIOS = {e.scenario: e for e in EXPECTATIONS}
 STALL, DOWN = SCENARIOS["consensus_stall"], SCENARIOS["exporter_down"]
-TIMEOUT = 180
+TIMEOUT = 300                              # safety nets only: every wait polls for its condition
 
 
 class HAPipeline(Pipeline):
@@ -137,10 +137,10 @@ def ha(tmp_path_factory):
         p.proms[0].stop(kill=True)
         seen["killed"] = (sender.name, p.proms[0].name)
         alive = [am for am in p.ams if am is not sender]
-        wait_until(lambda: all(len(am.peers()) == 2 for am in alive), 60,
+        wait_until(lambda: all(len(am.peers()) == 2 for am in alive), TIMEOUT,
                    lambda: f"the survivors still see the dead peer: {[am.peers() for am in alive]}")
         open_since = max(r.at for r in p.triggers("ConsensusStalled") + p.created("VirtEngineNodeDown"))
-        wait_until(lambda: p.quiet_for(open_since), 60, "no heartbeat after the pages")
+        wait_until(lambda: p.quiet_for(open_since), TIMEOUT, "no heartbeat after the pages")
         seen["triggers_open"] = len(p.triggers("ConsensusStalled"))
         seen["created_open"] = len(p.created("VirtEngineNodeDown"))
         p.clear(STALL)
@@ -148,7 +148,7 @@ def ha(tmp_path_factory):
         wait_until(lambda: p.resolves("ConsensusStalled") and p.closed("VirtEngineNodeDown"), TIMEOUT,
                    lambda: f"not resolved\n{p.notified()}")
         resolved_at = max(r.at for r in p.resolves("ConsensusStalled") + p.closed("VirtEngineNodeDown"))
-        wait_until(lambda: p.quiet_for(resolved_at), 60, "no heartbeat after the resolves")
+        wait_until(lambda: p.quiet_for(resolved_at), TIMEOUT, "no heartbeat after the resolves")
         print(f"\n[figures] HA: paged by {sender.name}; killed {seen['killed']}; "
               f"PagerDuty {len(p.triggers('ConsensusStalled'))} trigger / {len(p.resolves('ConsensusStalled'))} "
               f"resolve, Opsgenie {len(p.created('VirtEngineNodeDown'))} create / "
