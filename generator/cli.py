@@ -73,8 +73,9 @@ def cmd_diff(args) -> int:
 
 def cmd_bundle(args) -> int:
     from . import bundle
-    files = bundle.write(_root(args), args.env, Path(args.out), helm_major=args.helm)
-    print(f"wrote the {args.env} local bundle: {len(files)} files in {args.out}")
+    files = bundle.write(_root(args), args.env, Path(args.out), helm_major=args.helm, ha=args.ha)
+    print(f"wrote the {args.env} local bundle{' (high availability)' if args.ha else ''}: {len(files)} files in "
+          f"{args.out}")
     return 0
 
 
@@ -124,6 +125,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--env", required=True, help="environment whose values/<env>.yaml the bundle follows")
     b.add_argument("--out", required=True, help="folder to write (replaced whole), e.g. deploy/observability")
     b.add_argument("--helm", type=int, choices=(3, 4), default=3, help="helm major version to render with (default 3)")
+    b.add_argument("--ha", action="store_true", help="two Prometheus replicas and three clustered Alertmanager peers "
+                                                     "(replica label dropped before Alertmanager)")
     b.set_defaults(func=cmd_bundle)
     return p
 

@@ -202,6 +202,10 @@ class Prometheus(Server):
         return [a for a in found if (state is None or a["state"] == state)
                 and all(a["labels"].get(k) == v for k, v in labels.items())]
 
+    def targets(self) -> list[dict]:
+        """The active scrape targets (``/api/v1/targets``)."""
+        return self.api("targets", state="active")["activeTargets"]
+
     def rule_health(self) -> list[str]:
         """Rules whose last evaluation failed, as ``group/rule: error``."""
         return [f"{g['name']}/{r['name']}: {r.get('lastError')}"

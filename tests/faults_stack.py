@@ -11,7 +11,7 @@
 * ``FlakyPagerDuty`` / ``FlakyOpsgenie``: the vendor stand-ins of stack.py
   that answer 500, or hang past Alertmanager's timeout, while an outage is on.
 * ``restart``: stop a server (SIGTERM, or SIGKILL for a crash) and start it
-  again on the same port with the same data folder.
+  again on the same port with the same data folder (``generator.servers``).
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ if str(TESTS) not in sys.path:
 
 from conftest import ROOT, helm_template, manifests  # noqa: E402
 from generator import tools  # noqa: E402
-from e2e.stack import (HOST, Alertmanager, OpsgenieReceiver, PagerDutyReceiver, Process,  # noqa: E402,F401
+from e2e.stack import (HOST, Alertmanager, OpsgenieReceiver, PagerDutyReceiver,  # noqa: E402,F401
                        Prometheus, Request, Stack, WebhookReceiver, free_port, http_json, wait_until)
 
 CLUSTER = "virtengine-prod"
@@ -113,17 +113,8 @@ def restart(server, *, crash: bool = False) -> float:
 
     ``crash``: SIGKILL instead of SIGTERM (no shutdown work). Returns the seconds it was down.
     """
-    process = server.process
     start = time.monotonic()
-    if crash:
-        process.proc.kill()
-        process.proc.wait(timeout=10)
-        process._log.close()
-    else:
-        process.stop()
-    log = process.log_path.read_text(errors="replace")
-    (process.log_path.parent / f"{process.name}.before-restart.log").write_text(log)
-    server.process = Process(process.name, process.cmd, server.dir, f"{server.url}/-/ready")
+    server.restart(kill=crash)
     return time.monotonic() - start
 
 
@@ -201,7 +192,7 @@ def flushes(am, alertname: str) -> int:
 
     A flush is one pass of the notification pipeline (dedup, retries, send); the passes of a group run one
     after the other, so once a group has flushed again, everything the earlier pass was going to send is sent."""
-    text = am.process.log_path.read_text(errors="replace")
+    text = am.log_path.read_text(errors="replace")
     return sum(1 for line in text.splitlines() if "msg=flushing" in line and f"{alertname}[" in line)
 
 
@@ -212,7 +203,7 @@ def settle(am, alertname: str, passes: int = 2, timeout: float = 120) -> None:
     start = flushes(am, alertname)
     wait_until(lambda: flushes(am, alertname) >= start + passes, timeout,
                lambda: f"Alertmanager flushed {alertname} {flushes(am, alertname) - start} of {passes} more times:\n"
-                       f"{am.process.log()}")
+                       f"{am.log()}")
 
 
 def prom_counter(prom, name: str) -> float:

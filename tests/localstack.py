@@ -1,71 +1,25 @@
-"""Real Prometheus and Alertmanager processes for the bundle and scrape tests.
+"""Real Prometheus and Alertmanager processes for the bundle and scrape tests, from a configuration file.
 
-Each runs on 127.0.0.1 on a free port with a temporary data folder and is
-stopped by the context manager; nothing is left running.
+Thin context managers over the shared launcher (``generator.servers``): each
+server runs on 127.0.0.1 on a free port with its data in ``workdir`` and is
+stopped on leaving the ``with`` block; nothing is left running. They yield the
+server's base URL.
 """
 from __future__ import annotations
 
 import contextlib
-import socket
-import subprocess
-import time
 from pathlib import Path
 
-import requests
-
-from generator import tools
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"{url} exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
-        with contextlib.suppress(requests.RequestException):
-            if requests.get(url, timeout=2).status_code == 200:
-                return
-        time.sleep(0.2)
-    raise AssertionError(f"{url} not ready after {timeout}s:\n{log.read_text()[-3000:]}")
+from generator.servers import Servers
 
 
 @contextlib.contextmanager
-def process(cmd: list[str], ready_url: str, workdir: Path, name: str):
-    log = workdir / f"{name}.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=workdir)
-    try:
-        wait_http(ready_url, proc, log)
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def prometheus(config: Path, workdir: Path, *, name: str = "prometheus"):
+    with Servers(workdir) as group:
+        yield group.prometheus(Path(config), name=name).url
 
 
 @contextlib.contextmanager
-def prometheus(config: Path, workdir: Path):
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    cmd = [tools.find("prometheus"), f"--config.file={config}", f"--web.listen-address=127.0.0.1:{port}",
-           f"--storage.tsdb.path={workdir / 'prom-data'}"]
-    with process(cmd, url + "/-/ready", workdir, "prometheus"):
-        yield url
-
-
-@contextlib.contextmanager
-def alertmanager(config: Path, workdir: Path):
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    cmd = [tools.find("alertmanager"), f"--config.file={config}", f"--web.listen-address=127.0.0.1:{port}",
-           f"--storage.path={workdir / 'am-data'}", "--cluster.listen-address="]
-    with process(cmd, url + "/-/ready", workdir, "alertmanager"):
-        yield url
+def alertmanager(config: Path, workdir: Path, *, name: str = "alertmanager"):
+    with Servers(workdir) as group:
+        yield group.alertmanager(Path(config), name=name).url

@@ -190,3 +190,91 @@ def test_the_bundle_folder_is_readable_by_other_users(snapshot, tmp_path):
     assert proc.returncode == 0, proc.stderr
     mode = stat.S_IMODE((tmp_path / "stack").stat().st_mode)
     assert mode & 0o055 == 0o055, f"the bundle folder has mode {oct(mode)}: the stack's other users cannot read it"
+
+
+# -- the HA layout: two Prometheus replicas, three Alertmanager peers ------------------------------------------
+
+@pytest.fixture(scope="module")
+def ha_bundle(snapshot, tmp_path_factory):
+    dest = tmp_path_factory.mktemp("bundle-ha") / "observability"
+    proc = run_generator(snapshot, "bundle", "--env", "prod", "--ha", "--out", str(dest))
+    assert proc.returncode == 0, proc.stderr
+    assert "wrote the prod local bundle (high availability)" in proc.stdout
+    return dest
+
+
+def test_ha_bundle_compose_runs_a_prometheus_pair_and_an_alertmanager_cluster(ha_bundle):
+    b = ha_bundle
+    check = subprocess.run(["docker-compose", "-f", str(b / "docker-compose.yaml"), "config"],
+                           capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stderr
+    services = load(b / "docker-compose.yaml")["services"]
+    peers = ["alertmanager-0", "alertmanager-1", "alertmanager-2"]
+    assert [s for s in services if s.startswith(("prometheus", "alertmanager"))] == \
+        ["prometheus-0", "prometheus-1", *peers]
+    for name in peers:   # each peer joins the two others
+        joined = sorted(a.split("=", 1)[1] for a in services[name]["command"] if a.startswith("--cluster.peer="))
+        assert joined == [f"{p}:9094" for p in peers if p != name]
+        assert "--cluster.listen-address=0.0.0.0:9094" in services[name]["command"]
+    for i, name in enumerate(["prometheus-0", "prometheus-1"]):
+        assert f"--config.file=/etc/prometheus/{name}.yml" in services[name]["command"]
+        config = load(b / "prometheus" / f"{name}.yml")
+        assert config["global"]["external_labels"]["prometheus_replica"] == name
+        assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == \
+            [f"{p}:9093" for p in peers]                        # every replica sends to EVERY peer
+        assert config["alerting"]["alert_relabel_configs"] == [{"action": "labeldrop", "regex": "prometheus_replica"}]
+        checked = tools.run([tools.find("promtool"), "check", "config", str(b / "prometheus" / f"{name}.yml")],
+                            check=False)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+    # the two replicas scrape the same targets
+    jobs = [[(j["job_name"], j.get("static_configs")) for j in load(b / "prometheus" / f"{n}.yml")["scrape_configs"]]
+            for n in ("prometheus-0", "prometheus-1")]
+    assert jobs[0] == jobs[1]
+    assert not (b / "prometheus" / "prometheus.yml").exists()
+
+
+def sent(prom, peer) -> float:
+    """Alerts ``prom`` delivered to ``peer`` (its own ``prometheus_notifications_sent_total``)."""
+    import re
+    from generator.servers import http
+    text = http(prom.url + "/metrics")[1].decode()
+    found = re.findall(rf'prometheus_notifications_sent_total{{alertmanager="http://127\.0\.0\.1:{peer.port}/api/v2/alerts"}} (\S+)',
+                       text)
+    return sum(map(float, found))
+
+
+def test_ha_bundle_runs_natively_one_alert_per_incident_in_every_peer(ha_bundle, tmp_path):
+    """The bundle's files on the real binaries: three peers gossip, both replicas send Watchdog (always firing)
+    to all of them, and each peer holds it once, without the replica label."""
+    from generator.servers import Servers, wait_until
+    b = ha_bundle
+    with Servers(tmp_path) as group:
+        first = group.alertmanager(b / "alertmanager" / "alertmanager.yml", cluster=True, name="alertmanager-0")
+        peers = [first] + [group.alertmanager(b / "alertmanager" / "alertmanager.yml", peers=[first.cluster_address],
+                                              name=f"alertmanager-{i}") for i in (1, 2)]
+        wait_until(lambda: all(len(p.peers()) == 3 for p in peers), 60, lambda: [p.peers() for p in peers])
+        proms = []
+        for name in ("prometheus-0", "prometheus-1"):
+            # the bundle's configuration as written, with the compose host names pointed at the local peers
+            text = (b / "prometheus" / f"{name}.yml").read_text()
+            for i, peer in enumerate(peers):
+                text = text.replace(f"alertmanager-{i}:9093", f"127.0.0.1:{peer.port}")
+            (b / "prometheus" / f"local-{name}.yml").write_text(text)
+            # a batch sent before the peers were discovered is dropped; resend soon, not after the 1 min default
+            proms.append(group.prometheus(b / "prometheus" / f"local-{name}.yml", name=name,
+                                          args=["--rules.alert.resend-delay=2s"]))
+        for prom in proms:
+            wait_until(lambda: len(prom.api("alertmanagers")["activeAlertmanagers"]) == 3, 60,
+                       lambda: prom.api("alertmanagers"))
+        wait_until(lambda: all(prom.alerts("firing", alertname="Watchdog") for prom in proms), 120,
+                   "Watchdog never fired in both replicas")
+        wait_until(lambda: all(sent(prom, peer) for prom in proms for peer in peers), 60,
+                   lambda: f"{ {(prom.name, peer.name): sent(prom, peer) for prom in proms for peer in peers} }")
+        for peer in peers:
+            held = peer.alerts(alertname="Watchdog")
+            assert len(held) == 1, [a["labels"] for a in held]
+            assert "prometheus_replica" not in held[0]["labels"]
+            assert held[0]["labels"]["cluster"] == "virtengine-prod"
+        # the replicas themselves keep their label (their own series tell them apart)
+        for name, prom in zip(("prometheus-0", "prometheus-1"), proms):
+            assert prom.api("status/config")["yaml"].count(f"prometheus_replica: {name}") == 1

@@ -115,8 +115,10 @@ def test_readme_generator_command_runs_as_written(snapshot, tmp_path, command):
     elif args[0] == "bundle":
         out = Path(args[args.index("--out") + 1])
         env = args[args.index("--env") + 1]
-        assert (out / "docker-compose.yaml").is_file() and (out / "prometheus" / "prometheus.yml").is_file()
-        assert f"virtengine-{env}" in (out / "prometheus" / "prometheus.yml").read_text()
+        configs = ["prometheus-0.yml", "prometheus-1.yml"] if "--ha" in args else ["prometheus.yml"]
+        assert (out / "docker-compose.yaml").is_file()
+        for name in configs:
+            assert f"virtengine-{env}" in (out / "prometheus" / name).read_text()
     else:
         assert proc.stdout.strip()
 

@@ -48,7 +48,7 @@ def test_a_vendor_outage_delays_the_page_until_recovery_without_duplicate_incide
     env.exporter.text = stalled_chain()
     recovered = outage_then_recovery(env.pd, outage, hang)
     page = wait_until(lambda: env.pages("ConsensusStalled"), PAGE_TIMEOUT,
-                      lambda: f"no page after the outage; AM log:\n{env.am.process.log()}")[0]
+                      lambda: f"no page after the outage; AM log:\n{env.am.log()}")[0]
     delivered_after = time.monotonic() - recovered
     settle(env.am, "ConsensusStalled")   # two more passes of the group: any retry in flight has arrived
     pages = env.pages("ConsensusStalled")
@@ -62,7 +62,7 @@ def test_a_vendor_outage_delays_the_page_until_recovery_without_duplicate_incide
     assert env.pd.invalid() == env.pd.outage_failures(), "a request PagerDuty would reject"
     # the signal the meta alert AlertmanagerNotificationsFailing reads moved with the outage
     assert am_counter(env.am, "alertmanager_notification_requests_failed_total") >= 1
-    logs = env.am.process.log() + env.prom.process.log()
+    logs = env.am.log() + env.prom.log()
     assert not any(key in logs for key in env.pd.routing_keys | env.og.api_keys), "a vendor key reached a log"
 
 
@@ -70,7 +70,7 @@ def test_an_opsgenie_outage_creates_one_alert_once_it_recovers(env_factory):
     env = env_factory({"NodeLowPeers": {"for": "2s"}})
     env.exporter.text = metric("cometbft_p2p_peers", 0, chain_id=CHAIN, namespace="virtengine", pod="validator-0")
     recovered = outage_then_recovery(env.og, 4)
-    wait_until(lambda: env.og.created("NodeLowPeers"), PAGE_TIMEOUT, lambda: env.am.process.log())
+    wait_until(lambda: env.og.created("NodeLowPeers"), PAGE_TIMEOUT, lambda: env.am.log())
     delivered_after = time.monotonic() - recovered
     settle(env.am, "NodeLowPeers")
     created = env.og.created("NodeLowPeers")
@@ -84,7 +84,7 @@ def test_an_opsgenie_outage_creates_one_alert_once_it_recovers(env_factory):
 def test_alertmanager_restarted_or_crashed_while_an_alert_fires_does_not_flood(env_factory):
     env = env_factory(STALL)
     env.exporter.text = stalled_chain()
-    wait_until(lambda: env.pages("ConsensusStalled"), 40, lambda: env.am.process.log())
+    wait_until(lambda: env.pages("ConsensusStalled"), 40, lambda: env.am.log())
     extra = {}
     for crash in (False, True):
         before = len(env.pages("ConsensusStalled"))
@@ -103,7 +103,7 @@ def test_alertmanager_restarted_or_crashed_while_an_alert_fires_does_not_flood(e
 
 def test_an_alert_that_starts_while_alertmanager_is_down_is_delivered_when_it_returns(env_factory):
     env = env_factory(STALL)
-    env.am.process.stop()
+    env.am.stop()
     start = time.monotonic()
     env.exporter.text = stalled_chain()
     wait_until(lambda: env.prom.alerts("firing", alertname="ConsensusStalled"), 30, "the alert never fired")
@@ -112,8 +112,8 @@ def test_an_alert_that_starts_while_alertmanager_is_down_is_delivered_when_it_re
                "Prometheus never tried to send the firing alert")
     assert env.pages("ConsensusStalled") == []
     back = time.monotonic()
-    env.am.process = type(env.am.process)("alertmanager", env.am.process.cmd, env.am.dir, f"{env.am.url}/-/ready")
-    wait_until(lambda: env.pages("ConsensusStalled"), 30, lambda: env.am.process.log())
+    env.am.start()
+    wait_until(lambda: env.pages("ConsensusStalled"), 30, lambda: env.am.log())
     print(f"\n[figures] alert fired while Alertmanager was down ({back - start:.0f}s): paged "
           f"{time.monotonic() - back:.1f}s after it came back")
     assert len(env.pages("ConsensusStalled")) == 1
@@ -147,7 +147,7 @@ def test_prometheus_restarted_during_for_restores_the_pending_state(env_factory)
     wait_until(lambda: (active_since() or restarted_at) < restarted_at - FOR / 4, 15,
                "the pending state was not restored (the alert is active only since the restart)")
     wait_until(lambda: env.prom.alerts("firing", alertname="ConsensusStalled"), FOR + 30,
-               lambda: f"never fired after the restart:\n{env.prom.process.log()}")
+               lambda: f"never fired after the restart:\n{env.prom.log()}")
     fired_after = time.monotonic() - pending_at
     wait_until(lambda: env.pages("ConsensusStalled"), 20, "fired but not paged")
 

@@ -28,8 +28,8 @@ def test_template_code_in_label_values_reaches_pagerduty_and_opsgenie_literally(
     env.exporter.text = (
         f'cometbft_consensus_height{{chain_id="{escape(HOSTILE_CHAIN)}",namespace="virtengine",pod="v-0"}} 7\n'
         f'cometbft_p2p_peers{{chain_id="virtengine-1",namespace="virtengine",pod="{escape(HOSTILE_POD)}"}} 0\n')
-    page = wait_until(lambda: env.pages("ConsensusStalled"), 60, lambda: env.am.process.log())[0]
-    created = wait_until(lambda: env.og.created("NodeLowPeers"), 60, lambda: env.am.process.log())[0]
+    page = wait_until(lambda: env.pages("ConsensusStalled"), 60, lambda: env.am.log())[0]
+    created = wait_until(lambda: env.og.created("NodeLowPeers"), 60, lambda: env.am.log())[0]
     details = page["payload"]["custom_details"]
     # the label itself, the title that prints it, and the annotation Prometheus expanded around it: all literal
     assert details["chain_id"] == HOSTILE_CHAIN

@@ -774,3 +774,28 @@ def test_the_generator_owns_the_integration_folder_whole(project):
     assert run_generator(project, "render").returncode == 0
     assert not (folder / "qa.yaml").exists() and "replacement: virtengine-prod-2" in (folder / "prod.yaml").read_text()
     assert not list(folder.parent.glob(".kube-prometheus-stack.*"))
+
+
+@pytest.mark.parametrize("major", HELM_MAJORS)
+def test_an_ha_pair_of_the_stack_keeps_the_replica_label_the_operator_drops_and_sends_to_every_peer(major):
+    """With prometheusSpec.replicas 2 and three Alertmanager replicas, the rendered Prometheus resource names the
+    replica label the operator adds per pod and drops before Alertmanager (prometheus_replica, as our bundle's --ha
+    and tests/e2e/test_ha.py drop it), and points at the Alertmanager service, whose endpoints are every peer."""
+    docs = render_stack("prod", major, ["--set", "prometheus.prometheusSpec.replicas=2",
+                                        "--set", "alertmanager.alertmanagerSpec.replicas=3"])
+    prometheus, alertmanager = one(docs, "Prometheus"), one(docs, "Alertmanager")
+    assert prometheus["spec"]["replicas"] == 2 and alertmanager["spec"]["replicas"] == 3
+    assert prometheus["spec"]["replicaExternalLabelName"] == "prometheus_replica"
+    assert "prometheus_replica" not in (prometheus["spec"].get("externalLabels") or {})
+    (target,) = prometheus["spec"]["alerting"]["alertmanagers"]
+    services = {d["metadata"]["name"]: d for d in kinds(docs, "Service")}
+    assert target["name"] in services
+    assert services[target["name"]]["spec"]["selector"].get("alertmanager") == alertmanager["metadata"]["name"]
+    # our routing never groups by the replica label, nor by every label ('...'): either would split the pair again
+    (secret,) = manifests(helm_template("prod", major, extra=[
+        "--show-only", "templates/alertmanager/config-secret.yaml"]).stdout)
+
+    def group_bys(route: dict) -> list[list[str]]:
+        return [route.get("group_by") or []] + [g for r in route.get("routes") or [] for g in group_bys(r)]
+    found = group_bys(yaml.safe_load(secret["stringData"]["alertmanager.yaml"])["route"])
+    assert [g for g in found if "prometheus_replica" in g or "..." in g] == [] and found[0]

@@ -16,21 +16,15 @@ import requests
 
 from conftest import ENVIRONMENTS, HELM_MAJORS, ROOT, run_generator
 from generator import tools
-from localstack import free_port, process
+from generator.servers import Servers, free_port
 
 CHART = "virtengine-observability"
 
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
-    work = tmp_path_factory.mktemp("registry")
-    port = free_port()
-    (work / "config.yml").write_text(
-        "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
-        f"    rootdirectory: {work / 'data'}\nhttp:\n  addr: 127.0.0.1:{port}\n")
-    with process(["/usr/bin/docker-registry", "serve", str(work / "config.yml")],
-                 f"http://127.0.0.1:{port}/v2/", work, "registry"):
-        yield f"127.0.0.1:{port}"
+    with Servers(tmp_path_factory.mktemp("registry")) as group:
+        yield f"127.0.0.1:{group.registry().port}"
 
 
 def git(repo, *args):

@@ -109,7 +109,7 @@ class Routing:
         return total
 
     def log(self) -> str:
-        return self.am.process.log()
+        return self.am.log()
 
     def close(self) -> None:
         self.stack.close()
@@ -259,7 +259,7 @@ def test_a_pagerduty_outage_reaches_the_on_call_through_opsgenie_end_to_end(tmp_
         prom = stack.prometheus(rule_files=[rules], scrape_configs=[exporter.scrape_config()], alertmanager=am,
                                 target_labels={"cluster": CLUSTER})
         created = wait_until(lambda: og.created("AlertmanagerNotificationsFailing"), 120,
-                             lambda: f"no Opsgenie alert; firing: {prom.alerts(state='firing')}\n{am.process.log()}")
+                             lambda: f"no Opsgenie alert; firing: {prom.alerts(state='firing')}\n{am.log()}")
         assert created[0]["priority"] == "P1"
         assert created[0]["responders"] == [{"type": "team", "name": "virtengine-sre"}]
         assert "notifications to pagerduty failed" in created[0]["description"]

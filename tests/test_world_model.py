@@ -21,6 +21,7 @@ import requests
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from generator.servers import wait_until
 from simulator import SCENARIOS, Simulator, load_catalog
 
 CATALOG = load_catalog()
@@ -85,15 +86,8 @@ def quantile(samples: dict, name: str, q: float) -> float | None:
 
 
 def poll(check, what: str, timeout: float = 60):
-    """Call ``check`` until it returns something true; fail naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+    """``wait_until`` at the simulator's pace (every 20 ms): ``check``'s first true result, or fail naming ``what``."""
+    return wait_until(check, timeout, f"waiting for {what}", interval=0.02)
 
 
 def chain_sim(**kw) -> Simulator:

@@ -155,6 +155,11 @@ def values_file(env: str, values: dict, alerts: dict) -> str:
              f"its targets, so the dashboards' cluster variable and the alerts' links name this cluster",
              [{"name": "virtengine-cluster", "default": True,
                "relabelings": [{"action": "replace", "targetLabel": "cluster", "replacement": g["cluster"]}]}])
+    prom.add("replicaExternalLabelName", "replicaExternalLabelName -- the label each replica of an HA pair "
+             "(prometheusSpec.replicas: 2, both scraping the same targets) puts on its series and alerts, its pod "
+             "name; the operator drops it from alerts before Alertmanager (alert_relabel_configs labeldrop), so the "
+             "replicas' copies of an alert are one alert and page once (the stack's default, empty, means this "
+             "same name)", "prometheus_replica")
 
     alertmanager = doc.add("alertmanager", "alertmanager -- the stack's Alertmanager", Doc()).add(
         "alertmanagerSpec", "alertmanagerSpec -- the Alertmanager resource", Doc())

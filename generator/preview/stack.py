@@ -2,7 +2,7 @@
 
 ``local_stack(root)`` starts the simulator (``simulator/``, every metric of
 the catalog from the targets a cluster has) in this process, a Prometheus
-(``tools.find("prometheus")``) on a free 127.0.0.1 port that scrapes it
+(``generator.servers``) on a free 127.0.0.1 port that scrapes it
 every ``scrape`` and evaluates the chart's recording and alerting rules
 (dashboards read recorded series and ``ALERTS``), waits ``warmup`` seconds for data, yields the Prometheus
 URL and stops both on exit. Nothing is left running; the TSDB lives in a
@@ -13,22 +13,13 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from .. import tools
 from ..errors import GeneratorError, ToolError
 from .queries import Prometheus, parse_duration, wait_for_data
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def chart_rules(root: Path) -> dict:
@@ -56,21 +47,11 @@ def chart_rules(root: Path) -> dict:
     return {"groups": groups}
 
 
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM when the preview process dies, even by a signal (Linux prctl)."""
-    try:
-        import ctypes
-        import signal
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 @contextlib.contextmanager
 def prometheus(scrape_configs: list[dict], *, scrape: str = "2s", rules: dict | None = None,
                extra_args: tuple[str, ...] = ()):
-    """A real Prometheus scraping ``scrape_configs``; yields its URL."""
-    binary = tools.find("prometheus")
+    """A real Prometheus (``generator.servers``) scraping ``scrape_configs``; yields its URL."""
+    from ..servers import Servers, ServerError
     with tempfile.TemporaryDirectory(prefix="vemon-preview-prom-") as tmp:
         folder = Path(tmp)
         config = {"global": {"scrape_interval": scrape, "evaluation_interval": scrape},
@@ -78,31 +59,12 @@ def prometheus(scrape_configs: list[dict], *, scrape: str = "2s", rules: dict | 
         if rules and rules.get("groups"):
             (folder / "rules.yml").write_text(json.dumps(rules))
             config["rule_files"] = [str(folder / "rules.yml")]
-        (folder / "prometheus.yml").write_text(json.dumps(config))
-        port = free_port()
-        log = open(folder / "prometheus.log", "w")
-        proc = subprocess.Popen([binary, f"--config.file={folder / 'prometheus.yml'}",
-                                 f"--storage.tsdb.path={folder / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
-                                 "--storage.tsdb.retention.time=1d", *extra_args],
-                                stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            prom = Prometheus(url, timeout=5)
-            deadline = time.monotonic() + 30
-            while not prom.ready():
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log.flush()
-                    raise ToolError(f"prometheus did not start: {(folder / 'prometheus.log').read_text()[-800:]}")
-                time.sleep(0.2)
-            yield url
-        finally:
-            proc.terminate()
+        with Servers(folder) as group:
             try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            log.close()
+                prom = group.prometheus(config, retention="1d", args=list(extra_args))
+            except ServerError as e:
+                raise ToolError(f"prometheus did not start: {str(e)[-800:]}") from None
+            yield prom.url
 
 
 def simulator_class(root: Path):

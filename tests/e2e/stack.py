@@ -1,8 +1,8 @@
 """A real alerting stack on 127.0.0.1 for tests: Prometheus, Alertmanager, vendor stand-ins.
 
-``Stack`` starts the real ``prometheus`` and ``alertmanager`` binaries
-(``generator.tools.find``) on free ports with storage in a temporary folder,
-and local HTTP receivers that accept requests the way PagerDuty's Events API
+``Stack`` starts the real ``prometheus`` and ``alertmanager`` binaries through
+the shared launcher (``generator.servers``) on free ports with storage in a
+temporary folder, and local HTTP receivers that accept requests the way PagerDuty's Events API
 v2 and Opsgenie's Alert API do and reject (and record) anything those
 services would reject. Everything stops on ``close()`` / leaving the ``with``
 block, in reverse order, so a test leaves nothing running::
@@ -20,49 +20,23 @@ from __future__ import annotations
 
 import json
 import re
-import socket
-import subprocess
 import sys
 import threading
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
-
-import yaml
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from generator import tools  # noqa: E402
-
-HOST = "127.0.0.1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, message: str | Callable[[], str] = "condition",
-               interval: float = 0.5) -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail with ``message`` after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            text = message() if callable(message) else message
-            raise AssertionError(f"after {timeout:.0f}s: {text}")
-        time.sleep(interval)
+from generator.servers import (HOST, Alertmanager, Prometheus, Servers, free_port,  # noqa: E402,F401
+                               wait_until)
 
 
 def http_json(url: str, method: str = "GET", body: Any = None, timeout: float = 10) -> Any:
@@ -73,134 +47,34 @@ def http_json(url: str, method: str = "GET", body: Any = None, timeout: float = 
     return json.loads(text) if text.strip() else None
 
 
-# -- the real servers -------------------------------------------------------------------------------------------
+def prometheus_config(port: int, *, rule_files: list[Path], scrape_configs: list[dict],
+                      alertmanagers: list[Alertmanager] = (), evaluation_interval: str = "1s",
+                      scrape_interval: str = "1s", external_labels: dict | None = None, self_scrape: bool = True,
+                      target_labels: dict | None = None, alert_relabel_configs: list[dict] | None = None,
+                      pod: str = "prometheus-0") -> dict:
+    """The test Prometheus's configuration: ``scrape_configs``, rules, every Alertmanager of ``alertmanagers``.
 
-class Process:
-    """A server process with its log in the work folder; ``stop`` terminates it (kill after 10 s)."""
-
-    def __init__(self, name: str, cmd: list[str], workdir: Path, ready_url: str, timeout: float = 60) -> None:
-        self.name, self.cmd = name, cmd
-        self.log_path = workdir / f"{name}.log"
-        self._log = self.log_path.open("w")
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, cwd=workdir)
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{name} exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                with urllib.request.urlopen(ready_url, timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"{name} not ready after {timeout}s:\n{self.log()}")
-            time.sleep(0.2)
-
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self._log.close()
-
-
-class Alertmanager:
-    def __init__(self, workdir: Path, config_text: str, log_level: str = "info") -> None:
-        self.dir = workdir / f"alertmanager-{uuid.uuid4().hex[:6]}"
-        (self.dir / "data").mkdir(parents=True)
-        self.config_path = self.dir / "alertmanager.yml"
-        self.config_path.write_text(config_text)
-        self.port = free_port()
-        self.url = f"http://{HOST}:{self.port}"
-        self.process = Process("alertmanager", [
-            tools.find("alertmanager"), f"--config.file={self.config_path}", f"--storage.path={self.dir / 'data'}",
-            f"--web.listen-address={HOST}:{self.port}", "--cluster.listen-address=", f"--log.level={log_level}",
-        ], self.dir, f"{self.url}/-/ready")
-
-    def alerts(self, **filters: str) -> list[dict]:
-        """Alerts Alertmanager holds (``/api/v2/alerts``), e.g. ``alerts(alertname="Watchdog")``."""
-        found = http_json(f"{self.url}/api/v2/alerts")
-        return [a for a in found if all(a["labels"].get(k) == v for k, v in filters.items())]
-
-    def post_alerts(self, alerts: list[dict]) -> None:
-        http_json(f"{self.url}/api/v2/alerts", "POST", alerts)
-
-    def stop(self) -> None:
-        self.process.stop()
-
-
-class Prometheus:
-    def __init__(self, workdir: Path, *, rule_files: list[Path], scrape_configs: list[dict],
-                 alertmanager: Alertmanager | None = None, evaluation_interval: str = "1s",
-                 scrape_interval: str = "1s", external_labels: dict | None = None, self_scrape: bool = True,
-                 target_labels: dict | None = None, extra_args: list[str] | None = None) -> None:
-        """``target_labels`` go on the self-scrape targets (Prometheus, Alertmanager), e.g. the cluster."""
-        self.dir = workdir / f"prometheus-{uuid.uuid4().hex[:6]}"
-        (self.dir / "data").mkdir(parents=True)
-        self.port = free_port()
-        self.url = f"http://{HOST}:{self.port}"
-        config: dict = {
-            "global": {"scrape_interval": scrape_interval, "evaluation_interval": evaluation_interval,
-                       "scrape_timeout": scrape_interval, "external_labels": external_labels or {}},
-            "rule_files": [str(p) for p in rule_files],
-            "scrape_configs": list(scrape_configs),
-        }
+    ``target_labels`` go on the self-scrape targets (Prometheus, Alertmanager), e.g. the cluster.
+    """
+    config: dict = {
+        "global": {"scrape_interval": scrape_interval, "evaluation_interval": evaluation_interval,
+                   "scrape_timeout": scrape_interval, "external_labels": external_labels or {}},
+        "rule_files": [str(p) for p in rule_files],
+        "scrape_configs": list(scrape_configs),
+    }
+    if self_scrape:
+        config["scrape_configs"].append({"job_name": "prometheus", "static_configs": [
+            {"targets": [f"{HOST}:{port}"], "labels": {"pod": pod, **(target_labels or {})}}]})
+    if alertmanagers:
+        targets = [f"{HOST}:{am.port}" for am in alertmanagers]
+        config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": targets}]}]}
+        if alert_relabel_configs:
+            config["alerting"]["alert_relabel_configs"] = alert_relabel_configs
         if self_scrape:
-            config["scrape_configs"].append({"job_name": "prometheus", "static_configs": [
-                {"targets": [f"{HOST}:{self.port}"], "labels": {"pod": "prometheus-0", **(target_labels or {})}}]})
-        if alertmanager is not None:
-            config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [f"{HOST}:{alertmanager.port}"]}]}]}
-            if self_scrape:
-                config["scrape_configs"].append({"job_name": "alertmanager", "static_configs": [
-                    {"targets": [f"{HOST}:{alertmanager.port}"],
-                     "labels": {"pod": "alertmanager-0", **(target_labels or {})}}]})
-        self.config_path = self.dir / "prometheus.yml"
-        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-        self.process = Process("prometheus", [
-            tools.find("prometheus"), f"--config.file={self.config_path}", f"--storage.tsdb.path={self.dir / 'data'}",
-            f"--web.listen-address={HOST}:{self.port}", "--storage.tsdb.retention.time=2h",
-            "--rules.alert.resend-delay=2s", "--web.enable-lifecycle", "--log.level=info", *(extra_args or []),
-        ], self.dir, f"{self.url}/-/ready")
-
-    def api(self, path: str, **params: str) -> Any:
-        query = ("?" + urllib.parse.urlencode(params)) if params else ""
-        body = http_json(f"{self.url}/api/v1/{path}{query}")
-        if body.get("status") != "success":
-            raise AssertionError(f"prometheus {path}: {body}")
-        return body["data"]
-
-    def query(self, expr: str) -> list[dict]:
-        return self.api("query", query=expr)["result"]
-
-    def targets(self) -> list[dict]:
-        return self.api("targets", state="active")["activeTargets"]
-
-    def alerts(self, state: str | None = None, **labels: str) -> list[dict]:
-        """Alerts of the rules (``pending`` or ``firing``) matching the labels."""
-        found = self.api("alerts")["alerts"]
-        return [a for a in found if (state is None or a["state"] == state)
-                and all(a["labels"].get(k) == v for k, v in labels.items())]
-
-    def rule_health(self) -> list[str]:
-        """Rules whose last evaluation failed, as ``group/rule: error``."""
-        bad = []
-        for group in self.api("rules")["groups"]:
-            for rule in group["rules"]:
-                if rule.get("health") not in ("ok", "unknown"):
-                    bad.append(f"{group['name']}/{rule['name']}: {rule.get('lastError')}")
-        return bad
-
-    def stop(self) -> None:
-        self.process.stop()
+            config["scrape_configs"].append({"job_name": "alertmanager", "static_configs": [
+                {"targets": [t], "labels": {"pod": f"alertmanager-{i}", **(target_labels or {})}}
+                for i, t in enumerate(targets)]})
+    return config
 
 
 # -- vendor stand-ins -------------------------------------------------------------------------------------------
@@ -447,11 +321,16 @@ class OpsgenieReceiver(Receiver):
 # -- the stack --------------------------------------------------------------------------------------------------
 
 class Stack:
-    """Owns everything it starts; ``close`` stops it all in reverse order."""
+    """Owns everything it starts; ``close`` stops it all in reverse order.
+
+    The real servers come from ``generator.servers`` (one ``Servers`` group in ``workdir``); the vendor
+    stand-ins and simulators are this module's.
+    """
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self.servers = Servers(self.workdir)
         self._owned: list[Any] = []
 
     def _own(self, thing):
@@ -467,11 +346,21 @@ class Stack:
     def webhook(self) -> WebhookReceiver:
         return self._own(WebhookReceiver())
 
-    def alertmanager(self, config_text: str, log_level: str = "info") -> Alertmanager:
-        return self._own(Alertmanager(self.workdir, config_text, log_level))
+    def alertmanager(self, config_text: str, *, cluster: bool = False, peers: list[str] | None = None,
+                     name: str | None = None, args: list[str] | None = None, log_level: str = "info") -> Alertmanager:
+        """A real Alertmanager; ``cluster``/``peers``: a gossiping peer (see ``generator.servers``);
+        ``log_level="debug"`` logs each group flush."""
+        return self._own(self.servers.alertmanager(config_text, cluster=cluster, peers=peers, name=name,
+                                                   args=[f"--log.level={log_level}", *(args or [])]))
 
-    def prometheus(self, **kwargs) -> Prometheus:
-        return self._own(Prometheus(self.workdir, **kwargs))
+    def prometheus(self, *, alertmanager: Alertmanager | None = None, alertmanagers: list[Alertmanager] = (),
+                   extra_args: list[str] | None = None, name: str | None = None, **kwargs) -> Prometheus:
+        """A real Prometheus (``prometheus_config`` for the keywords) sending to ``alertmanager``(s)."""
+        port = free_port()
+        ams = [alertmanager] if alertmanager is not None else list(alertmanagers)
+        config = prometheus_config(port, alertmanagers=ams, **kwargs)
+        return self._own(self.servers.prometheus(config, name=name, port=port, retention="2h", args=[
+            "--rules.alert.resend-delay=2s", "--log.level=info", *(extra_args or [])]))
 
     def simulator(self, **kwargs):
         """A metrics simulator (see ``simulator``), started on free ports."""
@@ -486,6 +375,10 @@ class Stack:
                 thing.stop()
             except Exception as exc:  # keep stopping the rest
                 errors.append(f"{type(thing).__name__}: {exc}")
+        try:
+            self.servers.close()
+        except Exception as exc:  # noqa: BLE001
+            errors.append(str(exc))
         if errors:
             raise RuntimeError("teardown: " + "; ".join(errors))
 
