@@ -185,6 +185,10 @@ def _render_ref(root: Path, ref: str, tmp: Path) -> Path:
                           capture_output=True, text=True)
     if proc.returncode != 0:
         raise GeneratorError(f"cannot check out {ref!r}: {proc.stderr.strip()}", key="--base")
+    # the ref's generator finds its pinned tools (helm, the PromQL grammar) in <root>/.tools: lend it ours
+    ours = tools.ROOT / ".tools"
+    if ours.is_dir() and not (tree / ".tools").exists():
+        (tree / ".tools").symlink_to(ours.resolve(), target_is_directory=True)
     render = subprocess.run([sys.executable, "-m", "generator", "--root", str(tree), "render"], cwd=tree,
                             capture_output=True, text=True, timeout=300)
     if render.returncode != 0:

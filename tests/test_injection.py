@@ -247,11 +247,18 @@ def test_a_range_threshold_that_would_break_the_expression_is_refused(major, val
 def test_odd_but_valid_numbers_keep_every_rule_parseable(tmp_path):
     alerts = SCHEMA["properties"]["rules"]["properties"]["alerts"]["properties"]
     values = json.loads(json.dumps(PROD))
-    odd = {"number": [1e-9, -3, 123456789012, 0.5], "integer": [1, 10000]}
+    odd = {"number": [1e-9, -3, 123456789012, 0.5, 1], "integer": [1, 10000]}
+
+    def allowed(sub: dict, value: float) -> bool:
+        """Within the schema's bounds for this threshold (a ratio stays within 0..1, a window above 0)."""
+        return (value >= sub.get("minimum", float("-inf")) and value <= sub.get("maximum", float("inf"))
+                and value > sub.get("exclusiveMinimum", float("-inf"))
+                and value < sub.get("exclusiveMaximum", float("inf")))
     planted = 0
     for n, (name, alert) in enumerate(sorted(alerts.items())):
         for param, sub in alert["properties"]["thresholds"].get("properties", {}).items():
-            choices = odd[sub["type"]]
+            choices = [v for v in odd[sub["type"]] if allowed(sub, v)]
+            assert choices, f"no odd value fits {name}.{param}: {sub}"
             set_leaf(values, ("rules", "alerts", name, "thresholds", param), choices[planted % len(choices)])
             planted += 1
     proc = helm_with(values, 3, tmp_path)

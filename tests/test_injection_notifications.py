@@ -35,7 +35,7 @@ def test_template_code_in_label_values_reaches_pagerduty_and_opsgenie_literally(
     assert details["chain_id"] == HOSTILE_CHAIN
     assert page["payload"]["summary"].startswith(f"[FIRING:1] ConsensusStalled ({CLUSTER} {HOSTILE_CHAIN}): ")
     assert f"Chain {HOSTILE_CHAIN} in cluster {CLUSTER}" in details["description"]
-    assert details["firing"].strip() == f"chain_id={HOSTILE_CHAIN}"
+    assert details["firing"].strip() == f"chain_id={HOSTILE_CHAIN} environment=prod"
     assert created["details"]["pod"] == HOSTILE_POD
     assert f"Node virtengine/{HOSTILE_POD} (role: none) in cluster {CLUSTER}" in created["description"]
     assert created["message"] == f"[FIRING:1] NodeLowPeers ({CLUSTER} virtengine-1): " + created["message"].split("): ", 1)[1]

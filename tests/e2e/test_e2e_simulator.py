@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 import urllib.error
 import urllib.request
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from generator.servers import wait_until
 from simulator import SCENARIOS, Simulator, load_catalog
 from simulator.model import SYNTHETIC
 
@@ -71,8 +71,12 @@ def test_fleet_has_several_chains_nodes_providers_and_models(sim):
 
 def test_counters_grow_heights_advance_and_histograms_stay_cumulative(sim):
     before = scrape(sim)
-    time.sleep(2.2)
-    after = scrape(sim)
+    height = {s.labels["__target"]: s.value for s in before["cometbft_consensus_height"]}
+
+    def every_node_committed_a_block():
+        now = scrape(sim)
+        return now if all(s.value > height[s.labels["__target"]] for s in now["cometbft_consensus_height"]) else None
+    after = wait_until(every_node_committed_a_block, 60, "a node's height never advanced")
     for m in CATALOG:
         if m.type != "counter" or SYNTHETIC.fullmatch(m.name):
             continue
@@ -127,10 +131,13 @@ def test_consensus_stall_freezes_the_height_of_its_chain_only(sim):
     sim.activate("consensus_stall", "virtengine-1")
     try:
         first = {s.labels["chain_id"]: s.value for s in scrape(sim)["cometbft_consensus_height"]}
-        time.sleep(2.2)
-        second = {s.labels["chain_id"]: s.value for s in scrape(sim)["cometbft_consensus_height"]}
+
+        def heights_after_two_blocks_of_the_other_chain():
+            now = {s.labels["chain_id"]: s.value for s in scrape(sim)["cometbft_consensus_height"]}
+            return now if now["virtengine-2"] >= first["virtengine-2"] + 2 else None
+        # the healthy chain committed two blocks meanwhile: the stalled one had time to move, and did not
+        second = wait_until(heights_after_two_blocks_of_the_other_chain, 60, "the healthy chain never advanced")
         assert second["virtengine-1"] == first["virtengine-1"]
-        assert second["virtengine-2"] > first["virtengine-2"]
     finally:
         sim.deactivate()
 
