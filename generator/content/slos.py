@@ -40,10 +40,14 @@ WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 # rating the raw counters of every node again: their cost no longer grows with the nodes, and a 3d window reads
 # one recorded series, not 3 days of every node's buckets. The windows of the page alert (5m to 6h) stay raw.
 RECORDED_WINDOWS = ("1d", "3d")
-# (alert kind, severity, [(burn factor, long window, short window)], for)
+# (alert kind, severity, [(burn factor, long window, short window)], for, keep_firing_for)
+# keep_firing_for: one incident is one firing episode (one PagerDuty incident). At low volume the short window's
+# ratio dips under the burn line between two failed events while the long window still burns; without it every
+# dip resolved the page and the next failure opened a new incident (8 pages a week in prod for one day of late
+# orders). The page stays open 30 minutes after its condition last held, the ticket two hours.
 BURN_RATES = {
-    "page": ("critical", [(14.4, "1h", "5m"), (6, "6h", "30m")], "2m"),
-    "ticket": ("warning", [(3, "1d", "2h"), (1, "3d", "6h")], "15m"),
+    "page": ("critical", [(14.4, "1h", "5m"), (6, "6h", "30m")], "2m", "30m"),
+    "ticket": ("warning", [(3, "1d", "2h"), (1, "3d", "6h")], "15m", "2h"),
 }
 FIELDS = {"summary", "meaning", "objective", "window", "team", "service", "dashboard", "sli", "alerts",
           "minEventsPerHour"}
@@ -175,7 +179,7 @@ def rule_groups(slos: dict[str, dict]) -> list[dict]:
                           "expr": spec["sli"]["total"].replace("${window}", "1h").strip()})
         groups.append({"name": f"virtengine.slo.{name}", "rules": rules})
         for kind, alert_name in spec["alerts"].items():
-            severity, rates, hold = BURN_RATES[kind]
+            severity, rates, hold, keep = BURN_RATES[kind]
             conditions = [
                 f"(\n  slo:sli_error:ratio_rate{long}{sel} > ({_number(factor)} * {_number(budget)})\n"
                 f"  and\n  slo:sli_error:ratio_rate{short}{sel} > ({_number(factor)} * {_number(budget)})\n)"
@@ -194,6 +198,7 @@ def rule_groups(slos: dict[str, dict]) -> list[dict]:
                 "alert": alert_name,
                 "expr": expr,
                 "for": hold,
+                "keep_firing_for": keep,
                 "severity": severity,
                 "team": spec["team"],
                 "service": spec.get("service", spec["team"]),
@@ -210,7 +215,9 @@ def rule_groups(slos: dict[str, dict]) -> list[dict]:
                 "meaning": (f"{spec.get('meaning', spec['summary'])} Objective {percent} over {spec['window']} "
                             f"(budget {_number(budget * 100)}% errors); fires at {windows}. Without traffic, or "
                             "without the good series, there is no SLI and no alert."
-                            f"{guard}"),
+                            f"{guard} Once firing it stays firing for {keep} after the burn condition last held "
+                            "(keep_firing_for), so one incident at low volume is one notification, not one per "
+                            "dip of the short window; it resolves that much later."),
             })
     groups.append({"name": "virtengine.slo", "rules": alerts})
     return groups
