@@ -22,7 +22,7 @@ import json
 
 import yaml
 
-from .rules import GRAFANA_URL, RUNBOOK_URL, final_rule, param_text
+from .rules import ENVIRONMENT, GRAFANA_URL, RUNBOOK_URL, final_rule, param_text
 
 FOLDERS = {"vmalert": "integrations/vmalert", "mimir": "integrations/mimir", "thanos": "integrations/thanos-ruler"}
 VMALERT_VERSION = "1.79.5"
@@ -43,7 +43,8 @@ def _merge(*layers: dict) -> dict:
 
 def _urls(text: str, values: dict) -> str:
     g = values["global"]
-    return text.replace(RUNBOOK_URL, g["runbookUrl"]).replace(GRAFANA_URL, g["grafanaUrl"])
+    return (text.replace(RUNBOOK_URL, g["runbookUrl"]).replace(GRAFANA_URL, g["grafanaUrl"])
+            .replace(ENVIRONMENT, g.get("environment") or ""))
 
 
 def _substitute(text: str, params: dict) -> str:
