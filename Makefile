@@ -19,7 +19,7 @@ chart: tools ## render chart/ from templates_src/ and values/, then lint it
 	$(PY) -m generator lint
 
 test: tools ## every test, with the real tools (one worker per core, a test file's tests on one worker)
-	$(PY) -m pytest -q -n auto --dist loadfile
+	$(PY) -m pytest -q -n auto --dist loadfile --durations=25
 
 demo: tools ## run the prod alerting locally (simulator, Prometheus, Alertmanager, PagerDuty/Opsgenie stand-ins); type a scenario to page
 	$(PY) -m generator render

@@ -91,8 +91,8 @@ def two_renders(project: Path) -> tuple[Path, dict, dict]:
     return project, tree_a, tree_b
 
 
-def run_driver_until(root: Path, marker: str, nth: int = 1, env: dict | None = None) -> list[str]:
-    """Starts the slowed generator, SIGKILLs it right after the nth stdout line containing marker."""
+def run_driver_until(root: Path, marker: str, nth: int = 1, env: dict | None = None, about: str = "") -> list[str]:
+    """Starts the slowed generator, SIGKILLs it right after the nth stdout line containing marker (and ``about``)."""
     driver = root / "driver.py"
     driver.write_text(DRIVER)
     proc = subprocess.Popen([sys.executable, str(driver), "--root", str(root), "render"],
@@ -103,7 +103,7 @@ def run_driver_until(root: Path, marker: str, nth: int = 1, env: dict | None = N
     try:
         for line in proc.stdout:
             seen.append(line.strip())
-            if marker in line:
+            if marker in line and about in line:
                 hits += 1
                 if hits == nth:
                     proc.send_signal(signal.SIGKILL)
@@ -139,7 +139,8 @@ def test_killed_while_writing_the_new_tree_leaves_the_old_chart_whole(two_render
 def test_killed_after_the_swap_before_cleanup_leaves_the_new_chart_whole(two_renders):
     root, tree_a, tree_b = two_renders
     set_cluster(root, "virtengine-prod-b")
-    run_driver_until(root, "rmtree ")
+    # the rmtree of the swapped-out chart (render also removes temporary folders of its own checks before that)
+    run_driver_until(root, "rmtree ", about="/.chart.")
     assert tree_bytes(root / "chart") == tree_b
     assert_next_run_is_clean(root, tree_b)
 
