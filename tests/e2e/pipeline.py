@@ -77,8 +77,14 @@ def compressed(duration: str, factor: float, minimum: float = 2) -> str:
 
 
 def compress_windows(text: str, factor: float) -> str:
-    """``[5m]`` -> ``[10s]`` (factor 30) in PromQL range selectors; at least 3 scrapes."""
-    return re.sub(r"\[(\d+(?:ms|s|m|h|d|w|y))\]", lambda m: f"[{compressed(m.group(1), factor, 3)}]", text)
+    """``[5m]`` -> ``[10s]`` (factor 30) in PromQL range selectors, at least 3 scrapes; a subquery's range and
+    step alike (``[1h:5m]`` -> ``[120s:10s]``), so it holds as many steps as it would uncompressed."""
+    def one(m: re.Match) -> str:
+        window = compressed(m.group(1), factor, 3)
+        if ":" not in m.group(0):
+            return f"[{window}]"
+        return f"[{window}:{compressed(m.group(2), factor, 1) if m.group(2) else ''}]"
+    return re.sub(r"\[(\d+(?:ms|s|m|h|d|w|y))(?::(\d+(?:ms|s|m|h|d|w|y))?)?\]", one, text)
 
 
 def rule_catalog() -> dict:
