@@ -135,13 +135,14 @@ def _reads(expr: str, name: str) -> bool:
     return re.search(r"(?<![\w:])" + re.escape(name) + r"(?![\w:])", expr) is not None
 
 
-def recording_levels(groups: list[dict]) -> list[list[dict]]:
+def recording_levels(groups: list[dict], *, alerts_only: bool = True) -> list[list[dict]]:
     """The recording rules the alerts read (directly or through other recorded series), in dependency order:
-    level n reads only raw series and levels < n. Recorded series no alert reads are not backfilled."""
+    level n reads only raw series and levels < n. Recorded series no alert reads are not backfilled, unless
+    ``alerts_only`` is false (every recording rule: dashboards read them too)."""
     rules = [r for g in groups for r in g["rules"] if "record" in r]
     wanted = [r["expr"] for g in groups for r in g["rules"] if "alert" in r]
-    keep: list[dict] = []
-    while True:
+    keep: list[dict] = [] if alerts_only else list(rules)
+    while alerts_only:
         more = [r for r in rules if r not in keep and any(_reads(e, r["record"]) for e in wanted)]
         if not more:
             break
