@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from itertools import product
 
 from .catalog import MetricDef
-from .world import BAD_VALUES, PEERS, VALUE_WEIGHTS, Chain, Target, World
+from .world import BAD_VALUES, METRIC_LABEL_COMBINATIONS, PEERS, VALUE_WEIGHTS, Chain, Target, World
 
 SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 BYTES_BUCKETS = tuple(256 * 4 ** i for i in range(10))
@@ -134,7 +134,9 @@ HISTOGRAMS = (
     (r".*round_duration_seconds", dict(median=0.8, sigma=0.15, rate=1.0, per_block=True)),
     (r".*step_duration_seconds", dict(median=0.1, sigma=0.5, rate=4.0, per_block=True)),
     (r".*block_processing_time.*", dict(median=0.08, sigma=0.5, rate=1.0, per_block=True)),
-    (r".*abci.*", dict(median=0.004, sigma=0.8, rate=5.0)),
+    # CometBFT's own buckets for ABCI method timing (proxy/metrics.go, v0.38)
+    (r".*abci.*", dict(median=0.004, sigma=0.8, rate=5.0,
+                       buckets=(0.0001, 0.0004, 0.002, 0.009, 0.02, 0.1, 0.65, 2, 6, 25))),
     (r"virtengine_tx_.*", dict(median=0.8, sigma=0.5, rate=3.0)),
     (r"virtengine_veid_.*", dict(median=2.5, sigma=0.45, rate=2.0)),
     (r"virtengine_ml_.*", dict(median=0.15, sigma=0.5, rate=2.0)),
@@ -248,9 +250,13 @@ class MetricOnTarget:
                     self.state = (label, values[0])
                     break
         uptime = 2e4 + 1.8e5 * (zlib.crc32(target.name.encode()) / 2 ** 32)   # seconds since the exporter started
+        exported = next((keep for pattern, keep in METRIC_LABEL_COMBINATIONS.items()
+                         if re.fullmatch(pattern, metric.name)), None)
         for values in product(*choices):
             if len(self.series) >= MAX_SERIES_PER_TARGET:
                 break
+            if exported is not None and not exported(dict(zip(labels, values))):
+                continue
             weight = math.prod(VALUE_WEIGHTS.get(v.lower(), 1.0) for v in values)
             bad = any(v.lower() in BAD_VALUES for v in values)
             identity = tuple(v for label, v in zip(labels, values) if label not in OUTCOME_LABELS)

@@ -86,6 +86,20 @@ LABEL_VALUES: dict[str, tuple[str, ...]] = {
 METRIC_LABEL_VALUES: dict[tuple[str, str], tuple[str, ...]] = {
     (r"kube_node_status_condition", "status"): ("true", "false", "unknown"),
     (r".*waiting_reason", "reason"): ("CrashLoopBackOff", "ImagePullBackOff", "ContainerCreating"),
+    # the ABCI methods a running CometBFT v0.38 node calls (proxy/app_conn.go: consensus, mempool and query
+    # connections; init_chain, the snapshot methods and vote extensions only at genesis, state sync or when
+    # enabled, so absent on a running node)
+    (r"cometbft_abci_connection_method_timing_seconds", "method"): (
+        "check_tx", "flush", "prepare_proposal", "process_proposal", "finalize_block", "commit", "info", "query"),
+    (r"cometbft_abci_connection_method_timing_seconds", "type"): ("sync", "async"),
+}
+# label value combinations a metric exports (name pattern -> predicate on the labels of a series): the others
+# are never observed, so never exported
+METRIC_LABEL_COMBINATIONS = {
+    # every method is timed as `sync` but the mempool's CheckTxAsync, timed as check_tx `async`
+    # (proxy/app_conn.go, CometBFT v0.38)
+    r"cometbft_abci_connection_method_timing_seconds":
+        lambda labels: labels.get("type") == ("async" if labels.get("method") == "check_tx" else "sync"),
 }
 
 # relative weight of a label value in counts and rates (case-insensitive); values not listed weigh 1
