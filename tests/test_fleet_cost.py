@@ -16,6 +16,7 @@ That the recorded forms mean the same as the raw ones is shown by promtool on wo
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -82,6 +83,13 @@ def test_tx_latency_quantiles_read_the_recorded_chain_buckets_of_the_same_group(
     # a later rule of the group sees an earlier rule's samples of the same evaluation: no interval of lag
     assert TX_BUCKETS in order and order.index(TX_BUCKETS) < order.index(record), \
         f"{TX_BUCKETS} is not recorded before {record} in {group['name']}"
+
+
+def test_day_long_target_guards_read_the_recorded_namespaces_not_every_target():
+    # present_over_time over a day of raw `up` reads every target's day of samples on every evaluation
+    problems = [f"{g['name']}: {r.get('alert') or r.get('record')}" for g in rule_groups() for r in g["rules"]
+                if re.search(r"present_over_time\(\s*up\b", r["expr"])]
+    assert problems == []
 
 
 def test_heavy_panels_read_recording_rules_not_raw_buckets():
