@@ -4,8 +4,10 @@ A query that rates raw per-node histogram buckets or counters over a long range 
 nodes times the range, on every evaluation or every dashboard load. These checks read what the chart ships
 (chart/files/rules, chart/files/dashboards) and name the rule or panel that went back to the raw form:
 
-- the SLO error ratios over 1d and 3d sum the recorded 5m errors and events (one series per cluster), not
-  every node's counters over days;
+- the SLO error ratios over every window longer than 5m (30m to 3d, and the error budget) sum the recorded 5m
+  errors and events (one series per cluster), not every node's counters again;
+- chain-state histograms are deduplicated once per evaluation: the transaction latency quantiles read the
+  recorded per-chain bucket rate, recorded earlier in the same group;
 - the ABCI and block processing p99 panels and the transaction latency panels read their recording rules.
 
 That the recorded forms mean the same as the raw ones is shown by promtool on world-shaped input
@@ -14,6 +16,7 @@ That the recorded forms mean the same as the raw ones is shown by promtool on wo
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -50,8 +53,8 @@ def test_slo_long_windows_sum_recorded_series_instead_of_rating_every_node():
     problems = []
     for group in slo_groups:
         order = [r.get("record") for r in group["rules"]]
-        for window in ("1d", "3d"):
-            name = f"slo:sli_error:ratio_rate{window}"
+        for name in [f"slo:sli_error:ratio_rate{w}" for w in ("30m", "1h", "2h", "6h", "1d", "3d")] \
+                + ["slo:error_budget_remaining:ratio"]:
             rule = next((r for r in group["rules"] if r.get("record") == name), None)
             if rule is None:
                 problems.append(f"{group['name']}: no {name}")
@@ -63,6 +66,29 @@ def test_slo_long_windows_sum_recorded_series_instead_of_rating_every_node():
             for source in ("slo:sli_total:rate5m", "slo:sli_errors:rate5m"):
                 if source in metric_names(rule["expr"]) and order.index(source) > order.index(name):
                     problems.append(f"{group['name']}: {name} reads {source}, recorded after it")
+    assert problems == []
+
+
+TX_QUANTILES = ("cluster_chain:virtengine_tx_latency_seconds:p99_rate5m",
+                "cluster:virtengine_tx_latency_seconds:p99_rate5m", "cluster:virtengine_tx_latency_seconds:p50_rate5m")
+TX_BUCKETS = "cluster_namespace_chain:virtengine_tx_latency_seconds_bucket:rate5m"
+
+
+@pytest.mark.parametrize("record", TX_QUANTILES)
+def test_tx_latency_quantiles_read_the_recorded_chain_buckets_of_the_same_group(record):
+    group = next(g for g in rule_groups() if any(r.get("record") == record for r in g["rules"]))
+    order = [r.get("record") for r in group["rules"]]
+    rule = group["rules"][order.index(record)]
+    assert metric_names(rule["expr"]) == {TX_BUCKETS}, f"{record} reads {sorted(metric_names(rule['expr']))}"
+    # a later rule of the group sees an earlier rule's samples of the same evaluation: no interval of lag
+    assert TX_BUCKETS in order and order.index(TX_BUCKETS) < order.index(record), \
+        f"{TX_BUCKETS} is not recorded before {record} in {group['name']}"
+
+
+def test_day_long_target_guards_read_the_recorded_namespaces_not_every_target():
+    # present_over_time over a day of raw `up` reads every target's day of samples on every evaluation
+    problems = [f"{g['name']}: {r.get('alert') or r.get('record')}" for g in rule_groups() for r in g["rules"]
+                if re.search(r"present_over_time\(\s*up\b", r["expr"])]
     assert problems == []
 
 

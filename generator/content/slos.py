@@ -6,8 +6,9 @@ Each SLO (objective, window, a good/total or error/total query with
 - ``slo:sli_error:ratio_rate<w>{slo="<name>"}`` for the windows in
   ``WINDOWS``: the error ratio, aggregated ``by (cluster)``; no series while
   there is no traffic (a zero denominator is no evidence of an outage); the
-  long windows (``RECORDED_WINDOWS``) sum the recorded 5m errors and events
-  below, so their cost does not grow with the number of nodes;
+  5m ratio reads the SLI's query, every longer window (``RECORDED_WINDOWS``)
+  sums the recorded 5m errors and events below, so its cost does not grow
+  with the number of nodes;
 - ``slo:sli_total:rate5m`` and ``slo:sli_errors:rate5m``: events and errors a
   second over 5m, and ``slo:error_budget_remaining:ratio{slo="<name>"}``:
   1 - (errors / events over the SLO window) / budget, weighted by events (a
@@ -37,9 +38,12 @@ from ..yamlio import line_of, load_yaml_file
 FILE = "templates_src/slos.yaml"
 WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 # windows whose error ratio is summed from the recorded 5m events and errors (one series per cluster) instead of
-# rating the raw counters of every node again: their cost no longer grows with the nodes, and a 3d window reads
-# one recorded series, not 3 days of every node's buckets. The windows of the page alert (5m to 6h) stay raw.
-RECORDED_WINDOWS = ("1d", "3d")
+# rating the raw counters of every node again: every window longer than 5m, those of the page alert included.
+# Their cost no longer grows with the nodes (the chain-state counters are deduplicated once per evaluation, in
+# the 5m records), and a 3d window reads one recorded series, not 3 days of every node's buckets. The ratio of
+# the sums weighs each 5m slice by its events, as the raw ratio does; it differs from it only at the window's
+# edges (the first and last 5 minutes are weighed in part). Only the 5m ratio reads the SLI's own query.
+RECORDED_WINDOWS = ("30m", "1h", "2h", "6h", "1d", "3d")
 # (alert kind, severity, [(burn factor, long window, short window)], for, keep_firing_for)
 # keep_firing_for: one incident is one firing episode (one PagerDuty incident). At low volume the short window's
 # ratio dips under the burn line between two failed events while the long window still burns; without it every
