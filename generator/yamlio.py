@@ -242,4 +242,60 @@ def dump_yaml(data: Any) -> str:
 def dump_json(data: Any, *, minify: bool = False) -> str:
     if minify:
         return json.dumps(plain(data), sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
-    return json.dumps(plain(data), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    try:
+        parts: list[str] = []
+        _pretty(data, "\n", parts)
+        return "".join(parts) + "\n"
+    except _Unusual:
+        return json.dumps(plain(data), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+_encode_str = json.encoder.encode_basestring   # libjson's C function where built, as json.dumps uses
+_float_repr = float.__repr__
+_int_repr = int.__repr__
+
+
+def _pretty(value: Any, newline: str, out: list[str]) -> None:
+    """Appends ``json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False)`` to ``out``, the same text
+    (json's indented form runs its pure-Python encoder; this is the same walk without its generators).
+    String keys only; anything else raises ``_Unusual`` and json.dumps writes it."""
+    if isinstance(value, str):
+        out.append(_encode_str(value))
+    elif value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, int):
+        out.append(_int_repr(value))
+    elif isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise _Unusual("float")
+        out.append(_float_repr(value))
+    elif isinstance(value, dict):
+        if not value:
+            out.append("{}")
+            return
+        inner = newline + "  "
+        first = True
+        for key in sorted(value):   # sorted() raises TypeError for mixed keys, as json.dumps does
+            if not isinstance(key, str):
+                raise _Unusual("key")
+            out.append(("{" if first else ",") + inner + _encode_str(key) + ": ")
+            first = False
+            _pretty(value[key], inner, out)
+        out.append(newline + "}")
+    elif isinstance(value, (list, tuple)):
+        if not value:
+            out.append("[]")
+            return
+        inner = newline + "  "
+        first = True
+        for item in value:
+            out.append(("[" if first else ",") + inner)
+            first = False
+            _pretty(item, inner, out)
+        out.append(newline + "]")
+    else:
+        raise _Unusual(type(value).__name__)
