@@ -20,6 +20,9 @@ def _root(args) -> Path:
 
 
 def cmd_render(args) -> int:
+    if args.no_cache:
+        from . import toolcache
+        toolcache.disable()
     from .build import build
     root = _root(args)
     out = build(root)
@@ -89,6 +92,10 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("render", help="render chart/ and docs/ from templates_src/ and values/")
     r.add_argument("--check", action="store_true",
                    help="write nothing; exit 1 with a short diff when chart/ is out of date")
+    r.add_argument("--no-cache", action="store_true",
+                   help="ask the PromQL grammar and promtool about every expression and rule group again, and "
+                        "compile every template (by default their verdicts are cached in .cache/ beside the "
+                        "generator, or $VEMON_CACHE_DIR; VEMON_NO_CACHE=1 does the same as this flag)")
     r.set_defaults(func=cmd_render)
     lint_p = sub.add_parser("lint", help="the checks of chart-testing's ct lint, plus dashboard and rule lint")
     lint_p.add_argument("--check-version-increment", metavar="BASE", default=None,

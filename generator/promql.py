@@ -3,7 +3,9 @@
 Expressions are parsed by ``@prometheus-io/lezer-promql`` (the grammar Prometheus's UI uses; npm, installed
 by ``scripts/bootstrap`` into ``.tools/node``) in ONE Node process per render or lint (``promqlparse.mjs``):
 the process is started on first use, every expression is sent to it as JSON and its syntax tree comes back as
-JSON. Nothing is cached on disk; trees are kept in memory for the life of the Python process.
+JSON. Trees are kept in memory for the life of the Python process, and on disk by ``toolcache`` (keyed by the
+exact text sent and the grammar's version; ``VEMON_NO_CACHE=1`` turns it off): an expression the grammar has
+parsed before is not sent again, and when none is new the Node process is never started.
 
 Before parsing, chart placeholders (``${threshold}``) and Grafana variables (``$__rate_interval``,
 ``$namespace``) outside strings are replaced by a number or duration of the SAME length, so every position
@@ -145,6 +147,7 @@ class _Service:
         self.lock = threading.Lock()
         self.memo: dict[str, Parsed] = {}
         self.started = 0
+        self.cache = None
 
     def _start(self) -> subprocess.Popen:
         from .manifests import node_modules
@@ -169,23 +172,49 @@ class _Service:
             except subprocess.TimeoutExpired:
                 proc.kill()
 
+    def _disk(self):
+        """The on-disk cache of the grammar's answers (None when turned off)."""
+        from . import toolcache
+        if not toolcache.enabled():
+            return None
+        if self.cache is None:
+            from .manifests import node_modules
+            self.cache = toolcache.GrammarCache(toolcache.grammar_version(SCRIPT, node_modules()))
+            atexit.register(self.cache.save)
+        return self.cache
+
     def parse_many(self, exprs: list[str]) -> list[Parsed]:
         with self.lock:
             todo = sorted({e for e in exprs if e not in self.memo})
+            cache = self._disk() if todo else None
+            if cache is not None:
+                missing = []
+                for expr in todo:
+                    result = cache.get(substitute(expr))
+                    if result is None:
+                        missing.append(expr)
+                    else:
+                        self._remember(expr, result)
+                todo = missing
             if todo:
                 if self.proc is None or self.proc.poll() is not None:
                     self.proc = self._start()
-                self.proc.stdin.write(json.dumps([substitute(e) for e in todo]) + "\n")
+                sent_exprs = [substitute(e) for e in todo]
+                self.proc.stdin.write(json.dumps(sent_exprs) + "\n")
                 self.proc.stdin.flush()
                 line = self.proc.stdout.readline()
                 if not line:
                     err = self.proc.stderr.read()
                     self.proc = None
                     raise ToolError(f"the PromQL parser (node {SCRIPT.name}) stopped: {err.strip()[:2000]}")
-                for expr, result in zip(todo, json.loads(line)):
-                    self.memo[expr] = Parsed(expr, _build(result["tree"], expr),
-                                             [(e["from"], e["to"]) for e in result["errors"]])
+                for expr, sent, result in zip(todo, sent_exprs, json.loads(line)):
+                    self._remember(expr, result)
+                    if cache is not None:
+                        cache.put(sent, result)
             return [self.memo[e] for e in exprs]
+
+    def _remember(self, expr: str, result: dict) -> None:
+        self.memo[expr] = Parsed(expr, _build(result["tree"], expr), [(e["from"], e["to"]) for e in result["errors"]])
 
 
 _SERVICE = _Service()

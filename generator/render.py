@@ -38,15 +38,17 @@ def _dumps(value, **kwargs):
 
 
 def _bytecode_cache() -> jinja2.BytecodeCache | None:
-    """Compiled templates cached in ``.cache/jinja`` beside the generator (git-ignored).
+    """Compiled templates cached in ``.cache/jinja`` beside the generator (git-ignored; ``$VEMON_CACHE_DIR/jinja``
+    when that is set).
 
     Jinja keys each entry by the template's name and checks its source
     checksum, so an edited template is always recompiled; the cache only
     saves compiling unchanged templates again. ``VEMON_NO_CACHE=1`` turns it off.
     """
-    if os.environ.get("VEMON_NO_CACHE"):
+    from . import toolcache
+    if not toolcache.enabled():
         return None
-    folder = Path(__file__).resolve().parent.parent / ".cache" / "jinja"
+    folder = toolcache.cache_root() / "jinja"
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:

@@ -13,9 +13,8 @@ from __future__ import annotations
 import copy
 import datetime
 import math
+import re
 from typing import Any
-
-import jsonschema
 
 from . import yamlio
 from .errors import ValuesError
@@ -131,8 +130,13 @@ def validate_environment(schema: dict, defaults: Defaults, env: Environment) -> 
     """Validates an environment overlay; returns the merged values (hidden keys dropped)."""
     merged = merge(yamlio.plain(defaults.data), env.overlay)
     _check_finite(env.overlay, env, [])
-    validator = jsonschema.Draft7Validator(for_helm(schema))
-    errors = sorted(validator.iter_errors(merged), key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    if _surely_valid(schema, merged):   # the common case: no need to load jsonschema to find no errors
+        errors = []
+    else:
+        import jsonschema
+        validator = jsonschema.Draft7Validator(for_helm(schema))
+        errors = sorted(
+            validator.iter_errors(merged), key=lambda e: (list(map(str, e.absolute_path)), e.message))
     for error in errors:
         raise _values_error(error, env)
     for path in required_paths(schema):
@@ -141,6 +145,130 @@ def validate_environment(schema: dict, defaults: Defaults, env: Environment) -> 
             raise ValuesError(f"required setting has no value: {sub.get('description', '')}".rstrip(": "),
                               file=env.file, key=".".join(path))
     return merged
+
+
+class _Unsure(Exception):
+    """A schema keyword or a comparison ``_valid`` does not decide exactly; jsonschema decides."""
+
+
+_IGNORED = frozenset({"description", "default", "title", "$id", "$schema", "examples", REQUIRED})
+_TYPES = {
+    "string": lambda v: isinstance(v, str),
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer()),
+}
+
+
+def _same(a, b) -> bool:
+    """JSON Schema equality for enum and const, where it is plain: strings, None, same-typed scalars."""
+    if type(a) is type(b) and isinstance(a, (str, bool, int, float, type(None))):
+        return a == b
+    if isinstance(a, str) or isinstance(b, str) or a is None or b is None:
+        return False
+    raise _Unsure("enum")   # numbers of two types, booleans against numbers, lists, objects
+
+
+def _valid(schema, value) -> bool:
+    """Draft 7 validity of ``value`` against ``schema`` (the source schema; its source-only markers are
+    ignored as ``for_helm`` removes them), exactly, for the keywords the values schema uses; any other
+    keyword or comparison raises ``_Unsure``."""
+    if schema is True or schema == {}:
+        return True
+    if schema is False:
+        return False
+    if not isinstance(schema, dict):
+        raise _Unsure("schema")
+    for keyword, arg in schema.items():
+        if keyword in _IGNORED:
+            continue
+        if keyword == "type":
+            names = arg if isinstance(arg, list) else [arg]
+            if any(name not in _TYPES for name in names):
+                raise _Unsure("type")
+            if not any(_TYPES[name](value) for name in names):
+                return False
+        elif keyword in ("properties", "patternProperties", "additionalProperties", "required", "propertyNames",
+                         "minProperties"):
+            if not isinstance(value, dict):
+                continue
+            if keyword == "properties":
+                if not all(_valid(sub, value[k]) for k, sub in arg.items() if k in value):
+                    return False
+            elif keyword == "patternProperties":
+                for pattern, sub in arg.items():
+                    if not all(_valid(sub, v) for k, v in value.items() if isinstance(k, str) and re.search(pattern, k)):
+                        return False
+                    if any(not isinstance(k, str) for k in value):
+                        raise _Unsure("key")
+            elif keyword == "additionalProperties":
+                if any(not isinstance(k, str) for k in value):
+                    raise _Unsure("key")
+                patterns = list(schema.get("patternProperties", {}))
+                extra = [k for k in value if k not in schema.get("properties", {})
+                         and not any(re.search(p, k) for p in patterns)]
+                if not all(_valid(arg, value[k]) for k in extra):
+                    return False
+            elif keyword == "required":
+                if not all(k in value for k in arg):
+                    return False
+            elif keyword == "propertyNames":
+                if not all(_valid(arg, k) for k in value):
+                    return False
+            elif len(value) < arg:   # minProperties
+                return False
+        elif keyword in ("pattern", "minLength", "maxLength"):
+            if not isinstance(value, str):
+                continue
+            if keyword == "pattern" and not re.search(arg, value):
+                return False
+            if keyword == "minLength" and len(value) < arg or keyword == "maxLength" and len(value) > arg:
+                return False
+        elif keyword in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+            if not _TYPES["number"](value):
+                continue
+            if isinstance(arg, bool) or not isinstance(arg, (int, float)):
+                raise _Unsure(keyword)
+            if keyword == "minimum" and value < arg or keyword == "maximum" and value > arg \
+                    or keyword == "exclusiveMinimum" and value <= arg or keyword == "exclusiveMaximum" and value >= arg:
+                return False
+        elif keyword in ("items", "minItems"):
+            if not isinstance(value, list):
+                continue
+            if keyword == "minItems":
+                if len(value) < arg:
+                    return False
+            elif isinstance(arg, dict):
+                if not all(_valid(arg, v) for v in value):
+                    return False
+            else:
+                raise _Unsure("items")
+        elif keyword == "enum":
+            if not any(_same(v, value) for v in arg):
+                return False
+        elif keyword == "const":
+            if not _same(arg, value):
+                return False
+        elif keyword == "oneOf":
+            if sum(1 for sub in arg if _valid(sub, value)) != 1:
+                return False
+        elif keyword == "not":
+            if _valid(arg, value):
+                return False
+        else:
+            raise _Unsure(keyword)
+    return True
+
+
+def _surely_valid(schema: dict, merged: dict) -> bool:
+    """True when ``merged`` is valid against ``schema``; False when it may not be (jsonschema then says why)."""
+    try:
+        return _valid(schema, merged)
+    except (_Unsure, re.error, TypeError):
+        return False
 
 
 def _check_finite(data: Any, env: Environment, path: list) -> None:
@@ -162,7 +290,7 @@ def _get_schema(schema: dict, path: tuple) -> dict:
     return schema
 
 
-def _values_error(error: jsonschema.ValidationError, env: Environment) -> ValuesError:
+def _values_error(error, env: Environment) -> ValuesError:
     path = list(error.absolute_path)
     key = ".".join(str(p) for p in path)
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):

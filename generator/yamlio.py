@@ -56,6 +56,73 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> LineDic
 
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
+_STR, _SEQ, _MAP = "tag:yaml.org,2002:str", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"
+
+
+class _Unusual(Exception):
+    """Something the fast constructor leaves to PyYAML's (merge keys, tags, duplicates, recursion)."""
+
+
+def _construct_fast(loader: _StrictLoader, root: yaml.Node) -> Any:
+    """The data of a composed document, as PyYAML's constructor with ``_construct_mapping`` builds it, for
+    the documents the generator reads (plain mappings, lists and scalars); anything else raises ``_Unusual``
+    and the document is read again by PyYAML's own constructor, so errors and unusual input are its.
+    An alias yields the same object as its anchor (no expansion here: ``_count_nodes`` counts it)."""
+    done: dict[int, Any] = {}
+    active: set[int] = set()
+    scalar = yaml.ScalarNode
+    mapping = yaml.MappingNode
+    sequence = yaml.SequenceNode
+
+    def build(node):
+        cls = node.__class__
+        if cls is scalar:
+            if node.tag == _STR:
+                return node.value
+            return loader.construct_object(node, deep=True)   # numbers, booleans, null, dates
+        ident = id(node)
+        if ident in done:
+            return done[ident]
+        if ident in active:
+            raise _Unusual("recursive")
+        active.add(ident)
+        if cls is mapping and node.tag == _MAP:
+            out = LineDict()
+            lines = out.lines
+            for key_node, value_node in node.value:
+                if key_node.__class__ is not scalar or key_node.tag in ("tag:yaml.org,2002:merge",
+                                                                          "tag:yaml.org,2002:value"):
+                    raise _Unusual("key")
+                key = key_node.value if key_node.tag == _STR else build(key_node)
+                if key in out:
+                    raise _Unusual("duplicate")
+                out[key] = build(value_node)
+                lines[key] = key_node.start_mark.line + 1
+        elif cls is sequence and node.tag == _SEQ:
+            out = [build(item) for item in node.value]
+        else:
+            raise _Unusual(node.tag)
+        active.discard(ident)
+        done[ident] = out
+        return out
+
+    return build(root)
+
+
+def _load(text: str) -> Any:
+    loader = _StrictLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        try:
+            return _construct_fast(loader, node)
+        except Exception:  # noqa: BLE001 - PyYAML's constructor reads it again and says what is wrong
+            pass
+    finally:
+        loader.dispose()
+    return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - SafeLoader subclass
+
 
 def _count_nodes(data: Any, limit: int) -> int:
     """Counts nodes of the expanded document, stopping past ``limit``."""
@@ -89,7 +156,7 @@ def decode(raw: bytes, file: str) -> str:
 def loads_yaml(text: str, file: str, *, line_offset: int = 0) -> Any:
     """Parses one YAML document strictly; errors name ``file`` and the line."""
     try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - SafeLoader subclass
+        data = _load(text)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 + line_offset if mark else None
@@ -175,4 +242,60 @@ def dump_yaml(data: Any) -> str:
 def dump_json(data: Any, *, minify: bool = False) -> str:
     if minify:
         return json.dumps(plain(data), sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
-    return json.dumps(plain(data), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    try:
+        parts: list[str] = []
+        _pretty(data, "\n", parts)
+        return "".join(parts) + "\n"
+    except _Unusual:
+        return json.dumps(plain(data), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+_encode_str = json.encoder.encode_basestring   # libjson's C function where built, as json.dumps uses
+_float_repr = float.__repr__
+_int_repr = int.__repr__
+
+
+def _pretty(value: Any, newline: str, out: list[str]) -> None:
+    """Appends ``json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False)`` to ``out``, the same text
+    (json's indented form runs its pure-Python encoder; this is the same walk without its generators).
+    String keys only; anything else raises ``_Unusual`` and json.dumps writes it."""
+    if isinstance(value, str):
+        out.append(_encode_str(value))
+    elif value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, int):
+        out.append(_int_repr(value))
+    elif isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise _Unusual("float")
+        out.append(_float_repr(value))
+    elif isinstance(value, dict):
+        if not value:
+            out.append("{}")
+            return
+        inner = newline + "  "
+        first = True
+        for key in sorted(value):   # sorted() raises TypeError for mixed keys, as json.dumps does
+            if not isinstance(key, str):
+                raise _Unusual("key")
+            out.append(("{" if first else ",") + inner + _encode_str(key) + ": ")
+            first = False
+            _pretty(value[key], inner, out)
+        out.append(newline + "}")
+    elif isinstance(value, (list, tuple)):
+        if not value:
+            out.append("[]")
+            return
+        inner = newline + "  "
+        first = True
+        for item in value:
+            out.append(("[" if first else ",") + inner)
+            first = False
+            _pretty(item, inner, out)
+        out.append(newline + "]")
+    else:
+        raise _Unusual(type(value).__name__)
