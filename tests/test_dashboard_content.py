@@ -41,6 +41,21 @@ RECORDING = {"groups": _recording_groups()}
 _RECORD_EXPRS = {r["record"]: r["expr"] for g in RECORDING["groups"] for r in g["rules"]}
 
 
+def rules_for(*exprs: str) -> dict | None:
+    """The recording rules the expressions read (and those they read in turn), readers after what they read."""
+    order: list[str] = []
+
+    def need(expr):
+        for name in sorted(metric_names(expr)):
+            if name in _RECORD_EXPRS and name not in order:
+                need(_RECORD_EXPRS[name])
+                order.append(name)
+    for e in exprs:
+        need(e)
+    return {"groups": [{"name": "panels", "rules": [{"record": r, "expr": _RECORD_EXPRS[r]} for r in order]}]} \
+        if order else None
+
+
 def sources(expr: str, catalog) -> set[str]:
     """The catalog metrics an expression reads, through the recording rules it reads."""
     found = set()
@@ -107,7 +122,7 @@ def test_every_token_amount_is_labelled_with_the_unit_its_arithmetic_gives(dashb
     found = list(money_targets(dashboards, catalog))
     assert {uid for uid, *_ in found} >= {"business-metrics", "escrow-module", "market-module"}
     for uid, p, t, metric, kind in found:
-        (result,) = evaluate([q(t["expr"])], _money_world(metric, kind), at="1d", rules=RECORDING)
+        (result,) = evaluate([q(t["expr"])], _money_world(metric, kind), at="1d", rules=rules_for(t["expr"]))
         assert result, f"{uid} {p['title']!r}: no data for {metric} exported in {MINOR}"
         for labels, value in result:
             shown = " ".join([legend(t.get("legendFormat", ""), labels), p["fieldConfig"]["defaults"].get("unit", "")])
@@ -353,8 +368,8 @@ def test_every_panel_over_a_chain_metric_shows_the_same_with_one_or_three_nodes(
     for metric, targets in sorted(by_metric.items()):
         kind = catalog.metrics[metric].type
         exprs = [q(t["expr"]) for _, _, t in targets]
-        ones = evaluate(exprs, _chain_world(metric, kind, 1), at="1d", rules=RECORDING)
-        threes = evaluate(exprs, _chain_world(metric, kind, 3), at="1d", rules=RECORDING)
+        ones = evaluate(exprs, _chain_world(metric, kind, 1), at="1d", rules=rules_for(*exprs))
+        threes = evaluate(exprs, _chain_world(metric, kind, 3), at="1d", rules=rules_for(*exprs))
         for (uid, p, _), one, three in zip(targets, ones, threes):
             assert values(one) == values(three), \
                 f"{uid} {p['title']!r}: {metric} counted once per node: {one} vs {three}"
@@ -436,8 +451,8 @@ def test_every_panel_selecting_a_bucket_bound_reads_prometheus_2_and_3_alike(das
         for p in panels(dashboard):
             for t in p.get("targets", []):
                 for metric in set(_LE.findall(t["expr"])):
-                    (two,) = evaluate([q(t["expr"])], _bucket_world(metric, "prom2"), at="2h", rules=RECORDING)
-                    (three,) = evaluate([q(t["expr"])], _bucket_world(metric, "prom3"), at="2h", rules=RECORDING)
+                    (two,) = evaluate([q(t["expr"])], _bucket_world(metric, "prom2"), at="2h", rules=rules_for(t["expr"]))
+                    (three,) = evaluate([q(t["expr"])], _bucket_world(metric, "prom3"), at="2h", rules=rules_for(t["expr"]))
                     assert two, f"{uid} {p['title']!r}: no data on Prometheus 2 spellings"
                     assert three == two, f"{uid} {p['title']!r}: Prometheus 3 (le=\"10.0\") gives {three}, 2 gives {two}"
                     checked += 1
