@@ -32,17 +32,21 @@ def _parse_got(text: str) -> list[tuple[dict, float]]:
 
 
 def evaluate(exprs: list[str], series: list[tuple[str, str]], at: str = "1d",
-             interval: str = "1m") -> list[list[tuple[dict, float]]]:
-    """Each expression's result at ``at``; ``series`` are promtool input series ``(selector, values)``."""
+             interval: str = "1m", rules: dict | None = None) -> list[list[tuple[dict, float]]]:
+    """Each expression's result at ``at``; ``series`` are promtool input series ``(selector, values)``;
+    ``rules`` (a rule file's ``{"groups": [...]}``) are evaluated every ``interval`` too, so an expression can
+    read the series they record."""
     tests = [{"expr": e, "eval_time": at, "exp_samples": [{"labels": _SENTINEL, "value": -1}]} for e in exprs]
-    doc = {"rule_files": [], "evaluation_interval": interval,
+    doc = {"rule_files": ["rules.yaml"] if rules else [], "evaluation_interval": interval,
            "tests": [{"interval": interval, "input_series": [{"series": s, "values": v} for s, v in series],
                       "promql_expr_test": tests}]}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "eval.test.yaml"
+        if rules:
+            (Path(tmp) / "rules.yaml").write_text(yaml.safe_dump(rules, sort_keys=False))
         path.write_text(yaml.safe_dump(doc, sort_keys=False))
-        proc = subprocess.run([tools.find("promtool"), "test", "rules", str(path)], capture_output=True, text=True,
-                              timeout=120)
+        proc = subprocess.run([tools.find("promtool"), "test", "rules", path.name], capture_output=True, text=True,
+                              timeout=300, cwd=tmp)
     output = proc.stdout + proc.stderr
     if "FAILED" not in output:
         raise AssertionError(f"promtool did not evaluate the expressions:\n{output}")

@@ -23,6 +23,48 @@ from generator.promql import metric_names
 from promql_eval import evaluate, legend
 
 CHART_DASHBOARDS = ROOT / "chart" / "files" / "dashboards"
+CHART_RULES = ROOT / "chart" / "files" / "rules"
+
+
+def _recording_groups() -> list[dict]:
+    groups = []
+    for path in sorted(CHART_RULES.glob("*.json")):
+        group = json.loads(path.read_text())
+        rules = [{"record": r["record"], "expr": r["expr"]} for r in group.get("rules", []) if r.get("record")]
+        if rules:
+            groups.append({"name": group["name"], "rules": rules})
+    return groups
+
+
+# the chart's recording rules: panels that read recorded series are evaluated with them
+RECORDING = {"groups": _recording_groups()}
+_RECORD_EXPRS = {r["record"]: r["expr"] for g in RECORDING["groups"] for r in g["rules"]}
+
+
+def rules_for(*exprs: str) -> dict | None:
+    """The recording rules the expressions read (and those they read in turn), readers after what they read."""
+    order: list[str] = []
+
+    def need(expr):
+        for name in sorted(metric_names(expr)):
+            if name in _RECORD_EXPRS and name not in order:
+                need(_RECORD_EXPRS[name])
+                order.append(name)
+    for e in exprs:
+        need(e)
+    return {"groups": [{"name": "panels", "rules": [{"record": r, "expr": _RECORD_EXPRS[r]} for r in order]}]} \
+        if order else None
+
+
+def sources(expr: str, catalog) -> set[str]:
+    """The catalog metrics an expression reads, through the recording rules it reads."""
+    found = set()
+    for name in metric_names(expr):
+        if name in _RECORD_EXPRS:
+            found |= sources(_RECORD_EXPRS[name], catalog)
+        elif catalog.resolve(name):
+            found.add(catalog.resolve(name))
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +111,7 @@ def money_targets(dashboards, catalog):
     for uid, dashboard in sorted(dashboards.items()):
         for p in panels(dashboard):
             for t in p.get("targets", []):
-                used = metric_names(t["expr"]) & money
+                used = sources(t["expr"], catalog) & money
                 if used:
                     yield uid, p, t, sorted(used)[0], catalog.metrics[sorted(used)[0]].type
 
@@ -80,7 +122,7 @@ def test_every_token_amount_is_labelled_with_the_unit_its_arithmetic_gives(dashb
     found = list(money_targets(dashboards, catalog))
     assert {uid for uid, *_ in found} >= {"business-metrics", "escrow-module", "market-module"}
     for uid, p, t, metric, kind in found:
-        (result,) = evaluate([q(t["expr"])], _money_world(metric, kind), at="1d")
+        (result,) = evaluate([q(t["expr"])], _money_world(metric, kind), at="1d", rules=rules_for(t["expr"]))
         assert result, f"{uid} {p['title']!r}: no data for {metric} exported in {MINOR}"
         for labels, value in result:
             shown = " ".join([legend(t.get("legendFormat", ""), labels), p["fieldConfig"]["defaults"].get("unit", "")])
@@ -103,7 +145,8 @@ def test_money_stats_show_the_token_name_beside_the_number(dashboards, catalog):
 
 # --- daily bars are one bar per day --------------------------------------------------
 
-_INCREASE = re.compile(r"increase\([^\[]*\[(\d+[dhm])\]\)")
+# an increase over the window, or the average of recorded rates over it (times its length)
+_INCREASE = re.compile(r"(?:increase|avg_over_time)\([^\[]*\[(\d+[dhm])\]\)")
 
 
 def test_bars_of_an_increase_over_a_window_step_by_that_window(dashboards):
@@ -300,7 +343,7 @@ def chain_targets(dashboards, catalog):
     for uid, dashboard in sorted(dashboards.items()):
         for p in panels(dashboard):
             for t in p.get("targets", []):
-                names = {catalog.resolve(n) for n in metric_names(t["expr"])} - {None}
+                names = sources(t["expr"], catalog)
                 chain = sorted(n for n in names if catalog.metrics[n].scope == "chain")
                 if len(chain) == len(names) == 1:
                     yield uid, p, t, chain[0]
@@ -325,8 +368,8 @@ def test_every_panel_over_a_chain_metric_shows_the_same_with_one_or_three_nodes(
     for metric, targets in sorted(by_metric.items()):
         kind = catalog.metrics[metric].type
         exprs = [q(t["expr"]) for _, _, t in targets]
-        ones = evaluate(exprs, _chain_world(metric, kind, 1), at="1d")
-        threes = evaluate(exprs, _chain_world(metric, kind, 3), at="1d")
+        ones = evaluate(exprs, _chain_world(metric, kind, 1), at="1d", rules=rules_for(*exprs))
+        threes = evaluate(exprs, _chain_world(metric, kind, 3), at="1d", rules=rules_for(*exprs))
         for (uid, p, _), one, three in zip(targets, ones, threes):
             assert values(one) == values(three), \
                 f"{uid} {p['title']!r}: {metric} counted once per node: {one} vs {three}"
@@ -384,7 +427,8 @@ def test_a_bad_catalog_or_dashboard_source_fails_the_render_by_name(tmp_path, na
 
 # --- bucket bounds in both spellings ------------------------------------------------------
 
-_LE = re.compile(r'(\w+)_bucket\{[^}]*\ble\s*=~?\s*"')
+# a bucket bound selected on raw buckets or on recorded bucket rates (level:metric_bucket:rate5m)
+_LE = re.compile(r'(?:\w+:)?(\w+)_bucket(?::\w+)?\{[^}]*\ble\s*=~?\s*"')
 
 
 def _bucket_world(metric: str, spelling: str) -> list[tuple[str, str]]:
@@ -407,8 +451,8 @@ def test_every_panel_selecting_a_bucket_bound_reads_prometheus_2_and_3_alike(das
         for p in panels(dashboard):
             for t in p.get("targets", []):
                 for metric in set(_LE.findall(t["expr"])):
-                    (two,) = evaluate([q(t["expr"])], _bucket_world(metric, "prom2"), at="2h")
-                    (three,) = evaluate([q(t["expr"])], _bucket_world(metric, "prom3"), at="2h")
+                    (two,) = evaluate([q(t["expr"])], _bucket_world(metric, "prom2"), at="2h", rules=rules_for(t["expr"]))
+                    (three,) = evaluate([q(t["expr"])], _bucket_world(metric, "prom3"), at="2h", rules=rules_for(t["expr"]))
                     assert two, f"{uid} {p['title']!r}: no data on Prometheus 2 spellings"
                     assert three == two, f"{uid} {p['title']!r}: Prometheus 3 (le=\"10.0\") gives {three}, 2 gives {two}"
                     checked += 1

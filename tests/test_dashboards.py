@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import shutil
 import subprocess
 
@@ -11,7 +12,7 @@ import pytest
 import yaml
 
 from conftest import ENVIRONMENTS, HELM_MAJORS, ROOT, helm_template, manifests, run_generator
-from generator import dashlint
+from generator import dashlint, promql
 from generator.build import build
 from generator.content import dashboards as dashboards_stage
 
@@ -169,7 +170,7 @@ def test_money_is_shown_in_tokens_never_as_usd(built):
     for uid, dashboard in built[0].items():
         assert "currencyUSD" not in json.dumps(dashboard), uid
     revenue = next(p for p in dashlint._panels(built[0]["business-metrics"]) if p["title"] == "Revenue (settlements)")
-    assert "virtengine_escrow_settled_amount_total" in revenue["targets"][0]["expr"]
+    assert "virtengine_escrow_settled_amount:rate5m" in revenue["targets"][0]["expr"]
     assert '/ 1e6, "denom", "VE", "denom", "uve")' in revenue["targets"][0]["expr"]
 
 
@@ -179,8 +180,44 @@ def test_ratios_guard_their_denominator(built):
         for panel in dashlint._panels(dashboard):
             for t in panel.get("targets", []):
                 expr = t["expr"]
-                if ") / (" in expr and "rate(" in expr.split(") / (", 1)[1]:
+                if ") / (" in expr and re.search(r"rate\(|:rate\d+[smhd]\b", expr.split(") / (", 1)[1]):
                     assert ") > 0)" in expr, f"{uid} {panel['title']}: {expr}"
+
+
+# --- cost at fleet size (issue 16) ---------------------------------------------
+
+def _raw_range_reads(built) -> list[str]:
+    """Panels that rate, over the dashboard's time range, a chain-state metric (every node's copy) or raw histogram
+    buckets: their cost grows with the nodes and the range, at every load."""
+    dashboards, out = built
+    catalog = out.shared["catalog"]
+    chain = {m.name for m in catalog.metrics.values() if m.scope == "chain"}
+    found = []
+    for uid, dashboard in sorted(dashboards.items()):
+        for panel in dashlint._panels(dashboard):
+            for target in panel.get("targets", []):
+                tree = promql.parse(promql.substitute(target["expr"])).tree
+                for matrix in tree.find("MatrixSelector"):
+                    for selector in matrix.find("VectorSelector"):
+                        name = promql.selector_name(selector) or ""
+                        if catalog.resolve(name) in chain or (":" not in name and name.endswith("_bucket")):
+                            found.append(f"{uid} / {panel['title']}: {name}")
+    return found
+
+
+def test_no_panel_rates_chain_state_or_raw_histogram_buckets_over_every_node(built):
+    """A panel's cost must not grow with the nodes: chain state and histograms are read from the recording rules
+    (templates_src/rules/recording-panels.yaml.j2 and recording.yaml.j2), one series per chain, model or provider."""
+    assert _raw_range_reads(built) == []
+
+
+def test_the_raw_read_check_finds_a_panel_that_rates_every_nodes_copy(built):
+    dashboards, out = built
+    planted = copy.deepcopy(dashboards)
+    panel = next(p for p in dashlint._panels(planted["transactions"]) if p["title"] == "Failure ratio by module")
+    panel["targets"][0]["expr"] = ('max by (chain_id) (sum by (chain_id, instance) '
+                                   '(rate(virtengine_tx_total{chain_id=~"$chain_id"}[$__rate_interval])))')
+    assert _raw_range_reads((planted, out)) == ["transactions / Failure ratio by module: virtengine_tx_total"]
 
 
 # --- the chart ------------------------------------------------------------------

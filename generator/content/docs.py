@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..errors import ValidationError
+from ..promql import metric_names
 
 
 def _number(value: float) -> str:
@@ -65,14 +66,37 @@ def alerts_md(alerts: dict, groups: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def record_sources(catalog, groups: dict) -> dict[str, set[str]]:
+    """Recording rule -> the catalog metrics it reads, through the recording rules it reads in turn."""
+    exprs = {r["record"]: r["expr"] for g in groups.values() for r in g["rules"] if "record" in r}
+    found: dict[str, set[str]] = {}
+
+    def reads(record: str, seen: frozenset) -> set[str]:
+        if record not in found:
+            names = set()
+            for name in metric_names(exprs[record]):
+                if name in exprs and name not in seen:
+                    names |= reads(name, seen | {name})
+                elif catalog.resolve(name):
+                    names.add(catalog.resolve(name))
+            found[record] = names
+        return found[record]
+    return {record: reads(record, frozenset({record})) for record in exprs}
+
+
 def build(src, out) -> None:
     catalog = out.shared["catalog"]
     if out.shared.get("dashboards"):
+        sources = record_sources(catalog, out.shared.get("rule_groups") or {})
         shown = set()
         for dashboard in out.shared["dashboards"].values():
             for panel in dashboard["panels"]:
                 for target in panel.get("targets", []):
-                    shown |= catalog.check_expr(target.get("expr", ""), "", recorded=out.shared.get("recorded", set()))
+                    expr = target.get("expr", "")
+                    shown |= catalog.check_expr(expr, "", recorded=out.shared.get("recorded", set()))
+                    # a panel reading a recording rule shows the metrics the rule reads
+                    for name in metric_names(expr):
+                        shown |= sources.get(name, set())
         missing = sorted(m.name for m in catalog.metrics.values() if m.critical and m.name not in shown)
         if missing:
             raise ValidationError(f"critical metrics on no dashboard: {', '.join(missing)}",
