@@ -9,6 +9,7 @@ Prometheus 3 (``le="10.0"``) spelling. The expressions are parsed by the Prometh
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -93,7 +94,9 @@ def test_one_parser_process_serves_a_whole_lint(tmp_path):
             "ctx = lint.LintContext(root=Path(%r))\n"
             "lint.run(ctx, only=['promql'])\n"
             "print(ctx.notes[-1]); print('processes', promql.processes_started())\n") % (str(ROOT), str(ROOT))
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    # without the verdict cache: every expression goes to the parser, all through one process
+    env = {**os.environ, "VEMON_NO_CACHE": "1"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr
     assert "processes 1" in proc.stdout
     count = int(re.search(r"promql: (\d+) expressions parsed", proc.stdout).group(1))
