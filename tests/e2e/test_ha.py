@@ -100,6 +100,14 @@ class HAPipeline(Pipeline):
         pattern = rf'alertmanager_notifications_total\{{[^}}]*integration="{integration}"[^}}]*\}} (\S+)'
         return sum(float(v) for v in re.findall(pattern, text))
 
+    def updates_received(self, am) -> float:
+        """Gossip updates (notification-log entries and silences) this peer received from the others
+        (its own ``alertmanager_cluster_messages_received_total{msg_type="update"}``)."""
+        with urllib.request.urlopen(f"{am.url}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+        found = re.findall(r'alertmanager_cluster_messages_received_total\{[^}]*msg_type="update"[^}]*\} (\S+)', text)
+        return sum(float(v) for v in found)
+
     def quiet_for(self, after: float) -> bool:
         """A heartbeat arrived after ``after`` + the longest a later peer waits (2 x peer timeout) + group_interval:
         by then every peer's dedup stage has run for the last flush, so a duplicate would have arrived."""
@@ -131,8 +139,16 @@ def ha(tmp_path_factory):
                    lambda: f"a peer lacks the alert: {[len(am.alerts()) for am in p.ams]}")
         seen["held"] = {am.name: am.alerts(alertname="ConsensusStalled", chain_id=STALL.chain) for am in p.ams}
         seen["sent_by"] = {am.name: p.sent(am, "pagerduty") + p.sent(am, "opsgenie") for am in p.ams}
-        # kill the peer that paged (the hardest one to lose) and one Prometheus replica, incident still open
+        # kill the peer that paged (the hardest one to lose) and one Prometheus replica, incident still open.
+        # Alertmanager HA is at-least-once: a peer killed before its notification-log entry reached the others
+        # is paged again by the next peer. The kill comes once the others received two more gossip updates
+        # than when the pages were seen (the pages' entries, or later ones queued behind them: the sender also
+        # flushes the Watchdog every few seconds), as in a cluster that has run a moment after paging.
         sender = max(p.ams, key=lambda am: seen["sent_by"][am.name])
+        others = [am for am in p.ams if am is not sender]
+        before = {am.name: p.updates_received(am) for am in others}
+        wait_until(lambda: all(p.updates_received(am) >= before[am.name] + 2 for am in others), TIMEOUT,
+                   lambda: f"no gossip reached the other peers: {before}")
         sender.stop(kill=True)
         p.proms[0].stop(kill=True)
         seen["killed"] = (sender.name, p.proms[0].name)
