@@ -181,6 +181,24 @@ def of(alerts: set, cluster: str) -> set:
     return {a for a in alerts if a[1] == cluster}
 
 
+# alerts a failed scrape raises -> the job whose scrape (None: any job)
+SCRAPE_ALERTS = {"VirtEngineNodesDown": "cometbft", "VirtEngineNodeDown": "cometbft", "TargetDown": None}
+
+
+def faults_only(alerts: set, timeline) -> set:
+    """``alerts`` without the scrape alerts of a cluster whose own scrapes failed and recovered during the run.
+
+    On a loaded machine a 1 s scrape can time out for several seconds in a row; the cluster's own data then
+    holds ``up == 0`` and the engines rightly alert and resolve, whatever the other clusters do. Such an alert
+    says nothing about cross-cluster leaks, so the comparisons leave it out; every other alert, and every
+    scrape alert of a cluster whose scrapes never flapped, is compared.
+    """
+    flapped = timeline["flapped"]
+    return {a for a in alerts
+            if not (a[0] in SCRAPE_ALERTS
+                    and any(c == a[1] and SCRAPE_ALERTS[a[0]] in (None, job) for c, job in flapped))}
+
+
 @pytest.fixture(scope="module")
 def timeline(tmp_path_factory):
     work = tmp_path_factory.mktemp("global-view")
@@ -271,6 +289,10 @@ def timeline(tmp_path_factory):
         seen["pd_triggers"] = {(r.body["payload"].get("class"), r.body["payload"].get("source"))
                                for r in p.pd.valid() if r.body.get("event_action") == "trigger"}
         seen["am_central"] = am.alerts()
+        # targets whose scrape failed and came back: no fault of this test does that (exporter_down stays down),
+        # a loaded machine does (a 1 s scrape timeout missed by the simulator or the edge Prometheus)
+        seen["flapped"] = {(r["metric"]["cluster"], r["metric"]["job"]) for r in central.query(
+            'group by (cluster, job) ((min_over_time(up[1h]) == 0 and up == 1) or changes(up[1h]) >= 2)')}
         yield seen
     finally:
         try:
@@ -286,12 +308,13 @@ def test_both_engines_receive_every_cluster_with_its_own_chain(timeline):
 
 
 def test_healthy_clusters_fire_nothing_on_either_engine(timeline):
-    assert timeline["baseline"] == {name: set() for name in timeline["engines"]}
+    assert {k: faults_only(v, timeline) for k, v in timeline["baseline"].items()} == \
+        {name: set() for name in timeline["engines"]}
 
 
 @pytest.mark.parametrize("engine", ["prometheus-central", "vmalert"])
 def test_a_halted_chain_alerts_for_its_cluster_and_chain_only(timeline, engine):
-    now = timeline["c1_halt"][engine]
+    now = faults_only(timeline["c1_halt"][engine], timeline)
     assert ("ConsensusStalled", "c1", "virtengine-1") in now
     assert of(now, "c2") == set() and of(now, "c3") == set(), "a fault of c1 reached another cluster"
     assert all(a[1] for a in now), f"an alert without a cluster: {now}"
@@ -300,8 +323,9 @@ def test_a_halted_chain_alerts_for_its_cluster_and_chain_only(timeline, engine):
 @pytest.mark.parametrize("engine", ["prometheus-central", "vmalert"])
 def test_a_second_clusters_fault_neither_mutes_nor_pages_the_first(timeline, engine):
     before, now = timeline["c1_halt"][engine], timeline["c2_exporter_down"][engine]
-    assert of(now, "c1") >= of(before, "c1"), "an alert of c1 stopped when c2 failed"
     assert ("VirtEngineNodeDown", "c2", "") in {(a[0], a[1], "") for a in now}
+    before, now = faults_only(before, timeline), faults_only(now, timeline)
+    assert of(now, "c1") >= of(before, "c1"), "an alert of c1 stopped when c2 failed"
     assert {a[0] for a in of(now, "c2")} <= {"VirtEngineNodeDown", "TargetDown"}, of(now, "c2")
     assert of(now, "c3") == set()
 
@@ -310,6 +334,7 @@ def test_a_second_clusters_fault_neither_mutes_nor_pages_the_first(timeline, eng
 def test_a_silent_cluster_is_named_and_the_others_keep_their_alerts(timeline, engine):
     before, now = timeline["c2_exporter_down"][engine], timeline["c3_silent"][engine]
     assert ("VirtEngineTargetsAbsent", "c3", "") in now
+    before, now = faults_only(before, timeline), faults_only(now, timeline)
     assert {a[0] for a in of(now, "c3")} == {"VirtEngineTargetsAbsent"}
     for cluster in ("c1", "c2"):
         assert of(now, cluster) >= of(before, cluster), f"c3 going silent muted an alert of {cluster}"
@@ -317,7 +342,8 @@ def test_a_silent_cluster_is_named_and_the_others_keep_their_alerts(timeline, en
 
 
 def test_pages_name_the_cluster_of_their_fault(timeline):
-    triggers = timeline["pd_triggers"]
+    triggers = {(name, cluster) for name, cluster, _ in
+                faults_only({(name, cluster, "") for name, cluster in timeline["pd_triggers"]}, timeline)}
     assert ("ConsensusStalled", "c1") in triggers, triggers
     assert {source for _, source in triggers} == {"c1"}, f"a page for a cluster without a paging fault: {triggers}"
     assert {a.get("source") for a in timeline["og_absent"]} == {"c3"}
