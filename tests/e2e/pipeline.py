@@ -178,8 +178,11 @@ class Pipeline:
             raise RuntimeError("helm template rendered no rule files or no Alertmanager configuration")
         return rule_files, config
 
-    # -- lifecycle
-    def start(self) -> "Pipeline":
+    def prepare_receivers(self) -> None:
+        """What ``values()`` points the routing at, before ``render()``: the folder the Alertmanager templates
+        are written to, the Secret files it reads (the default PagerDuty routing key and Opsgenie API key,
+        the chain team's own PagerDuty key) and the running vendor stand-ins (PagerDuty, Opsgenie, the
+        heartbeat webhook) that accept exactly those keys."""
         self.config_dir = self.workdir / "alertmanager-config"
         self.secrets_dir = self.workdir / "secrets"
         self.config_dir.mkdir(parents=True, exist_ok=True)
@@ -191,6 +194,10 @@ class Pipeline:
         self.pd = self.stack.pagerduty({PD_DEFAULT_KEY, PD_CHAIN_KEY})
         self.og = self.stack.opsgenie({OG_KEY})
         self.hook = self.stack.webhook()
+
+    # -- lifecycle
+    def start(self) -> "Pipeline":
+        self.prepare_receivers()
         self.rule_files, self.am_config = self.render()
         self.am = self.stack.alertmanager(self.am_config)
         self.sims = {k: self.stack.simulator(block_time=self.block_time, seed=i + 1,

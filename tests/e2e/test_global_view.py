@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline import OG_KEY, PD_CHAIN_KEY, PD_DEFAULT_KEY, Pipeline, compressed
+from pipeline import Pipeline, compressed
 
 from generator import manifests, rulelint, tools
 from generator.content import globalview
@@ -207,15 +207,7 @@ def timeline(tmp_path_factory):
     group = Servers(work / "servers")
     seen: dict = {}
     try:
-        # the chart's prod routing with the vendor stand-ins (pipeline.Pipeline.render, as the e2e tests)
-        p.config_dir, p.secrets_dir = work / "alertmanager-config", work / "secrets"
-        p.config_dir.mkdir(parents=True, exist_ok=True)
-        for name, key, value in (("virtengine-alerting", "pagerduty-routing-key", PD_DEFAULT_KEY),
-                                 ("virtengine-alerting", "opsgenie-api-key", OG_KEY),
-                                 ("chain-pagerduty", "routing-key", PD_CHAIN_KEY)):
-            (p.secrets_dir / name).mkdir(parents=True, exist_ok=True)
-            (p.secrets_dir / name / key).write_text(value)
-        p.pd, p.og, p.hook = stack.pagerduty({PD_DEFAULT_KEY, PD_CHAIN_KEY}), stack.opsgenie({OG_KEY}), stack.webhook()
+        p.prepare_receivers()   # the chart's prod routing with the vendor stand-ins, as the e2e tests
         _, am_config = p.render()
         am = group.alertmanager(am_config, name="alertmanager-central")
         am_vm = group.alertmanager({"route": {"receiver": "none"}, "receivers": [{"name": "none"}]},

@@ -25,7 +25,7 @@ import urllib.request
 
 import pytest
 
-from pipeline import CLUSTERS, EXPECTATIONS, OG_KEY, PD_CHAIN_KEY, PD_DEFAULT_KEY, Pipeline, seconds, wait_until
+from pipeline import CLUSTERS, EXPECTATIONS, Pipeline, seconds, wait_until
 
 REPLICA_LABEL = "prometheus_replica"       # kube-prometheus-stack's prometheusSpec.replicaExternalLabelName
 DROP_REPLICA = [{"action": "labeldrop", "regex": REPLICA_LABEL}]
@@ -43,17 +43,7 @@ class HAPipeline(Pipeline):
         self.drop_replica = drop_replica
 
     def start(self) -> "HAPipeline":
-        self.config_dir = self.workdir / "alertmanager-config"
-        self.secrets_dir = self.workdir / "secrets"
-        self.config_dir.mkdir(parents=True, exist_ok=True)
-        for name, key, value in (("virtengine-alerting", "pagerduty-routing-key", PD_DEFAULT_KEY),
-                                 ("virtengine-alerting", "opsgenie-api-key", OG_KEY),
-                                 ("chain-pagerduty", "routing-key", PD_CHAIN_KEY)):
-            (self.secrets_dir / name).mkdir(parents=True, exist_ok=True)
-            (self.secrets_dir / name / key).write_text(value)
-        self.pd = self.stack.pagerduty({PD_DEFAULT_KEY, PD_CHAIN_KEY})
-        self.og = self.stack.opsgenie({OG_KEY})
-        self.hook = self.stack.webhook()
+        self.prepare_receivers()
         self.rule_files, self.am_config = self.render()
         # peer timeout shorter than the 15 s default, as every other timer here is compressed
         args = [f"--cluster.peer-timeout={PEER_TIMEOUT}"]
