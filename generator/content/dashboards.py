@@ -11,12 +11,12 @@ timezone as placeholders the chart fills from values. It then checks every
 query against the metrics catalog, runs the dashboard lint
 (``generator/dashlint.py``), and writes ``chart/files/dashboards/<uid>.json``
 (compact canonical JSON: sorted keys, no whitespace) plus an index the chart
-reads. The chart stores its files base64-encoded in every release record,
+reads. Helm stores the chart's files base64-encoded in every release record,
 where gzip finds little to compress: indentation would cost each release
-about 50 KiB (a fifth of it), so every dashboard ships compact, and
-``render --check`` pretty-prints them in its diff for review. Each dashboard's size is reported
-and one over the budget (``values/_budgets.yaml``: ``dashboard.maxBytes``)
-fails with the figure.
+about 50 KiB (a sixth of it), so every dashboard ships compact; ``render
+--check`` pretty-prints them in its diff for review. Each dashboard's size
+is reported and one over the budget (``values/_budgets.yaml``:
+``dashboard.maxBytes``) fails with the figure.
 """
 from __future__ import annotations
 
