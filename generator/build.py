@@ -93,7 +93,9 @@ def build(root: Path, env_names: list[str] | None = None) -> Output:
     out.shared["values_schema"] = schema
     for name, env in sorted(src.envs.items()):
         out.merged_values[name] = values_schema.validate_environment(schema, src.defaults, env)
-    out.add("chart/values.schema.json", yamlio.dump_json(values_schema.for_helm(schema)))
+    # compact: Helm stores the schema base64-encoded in every release record, where indentation costs
+    # about 8 KiB; chart/README.md lists every key with its type, default and description for reading
+    out.add("chart/values.schema.json", yamlio.dump_json(values_schema.for_helm(schema), minify=True))
     out.add("chart/values.yaml", values_schema.values_yaml(
         src.defaults, header("#", "values/defaults.yaml") + "#\n"))
     for stage in CHART_STAGES:

@@ -78,7 +78,9 @@ def test_the_default_content_is_within_its_budgets(project):
     proc = lint_budget(project)
     assert proc.returncode == 0, proc.stderr
     share = float(re.search(r"\(([\d.]+)% of 1 MiB", proc.stdout).group(1))
-    assert 0 < share < 50
+    budget = re.search(r"budget (\d+)%\)", proc.stdout).group(1)
+    assert budget == "25", proc.stdout   # values/_budgets.yaml: release.maxShare, the target
+    assert 0 < share < 25
 
 
 @pytest.mark.parametrize("settings, key, expected", [
