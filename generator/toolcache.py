@@ -17,6 +17,11 @@ always re-run, so its message is fresh); the grammar's answer is kept whole (tre
 checksum over key and answer: an entry that fails its checksum, or a file that does not parse, is
 ignored and the tool is asked again; a cache entry is never trusted without that check.
 
+The same folder keeps the results of some of the render's own pure functions of text (``Memo``: the data of
+a rendered YAML template, the secrets scan of a generated file, a CI values file, a dashboard's clean lint
+verdict, the global-view YAML of a rule group), each under a key over its exact input and ``code_version()``
+(every byte of the generator's Python, the Python and the installed distributions).
+
 Where: ``$VEMON_CACHE_DIR`` if set, else ``.cache/`` beside the generator (ignored by git; the Jinja
 bytecode cache lives there too, in ``.cache/jinja``); the verdicts are in ``<that>/tools``. Off:
 ``VEMON_NO_CACHE=1`` or ``python -m generator render --no-cache``. Deleting the folder is always safe.
