@@ -31,7 +31,22 @@ class LineDict(dict):
 
 
 class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml when built with it
-    pass
+    def resolve(self, kind, value, implicit):
+        """PyYAML's tag of a plain or quoted scalar, remembered by (text, implicit flags): the answer is a function
+        of those and of this class's implicit resolvers (fixed at import; no path resolvers), and the resolver's
+        regular expressions otherwise run again for every scalar of every document."""
+        if kind is not yaml.ScalarNode or self.yaml_path_resolvers or type(self) is not _StrictLoader:
+            return super().resolve(kind, value, implicit)
+        key = (value, implicit)
+        tag = _RESOLVED.get(key)
+        if tag is None:
+            tag = super().resolve(kind, value, implicit)
+            if len(_RESOLVED) < 200_000:
+                _RESOLVED[key] = tag
+        return tag
+
+
+_RESOLVED: dict[tuple[str, tuple[bool, bool]], str] = {}
 
 
 def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> LineDict:

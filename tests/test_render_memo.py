@@ -182,3 +182,25 @@ def test_a_dashboard_lint_problem_is_found_with_a_warm_cache(project: Path, tmp_
     path.write_text(text.replace("variables: [<< cluster() >>,", "variables: [<< cluster() >>, << cluster() >>,"))
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     assert proc.returncode == 1 and "dashboard lint" in proc.stderr and "defined twice" in proc.stderr, proc.stderr
+
+
+SCALARS = ["yes", "No", "on", "OFF", "true", "False", "~", "null", "", "0", "-0", "0o17", "0x1F", "017", "1_000",
+           "+12", "1.5", "-.5", ".inf", "-.Inf", ".nan", "6.8523015e+5", "1:20", "2001-12-14", "2001-12-14t21:59:43.10-05:00",
+           "a", "12abc", "y", "n", "1e3"]
+
+
+def test_yaml_tag_resolver_memo_reads_every_scalar_as_pyyaml_does():
+    """``yamlio``'s remembered scalar tags give the data PyYAML's safe loader gives, on a first read and a
+    second (answered from the memo), for plain and quoted forms of every kind of implicit scalar."""
+    from generator import yamlio
+    text = "".join(f"k{i}: {s}\nq{i}: '{s}'\nl{i}: [{s or '~'}]\n" for i, s in enumerate(SCALARS))
+    expected = yaml.load(text, Loader=yaml.SafeLoader)   # noqa: S506 - PyYAML's pure-Python safe loader
+    yamlio._RESOLVED.clear()
+    first = yamlio.loads_yaml(text, "x.yaml")
+    assert yamlio._RESOLVED, "the scalar tags were not remembered"
+    second = yamlio.loads_yaml(text, "x.yaml")
+    assert first == expected and second == expected
+    assert [type(v) for v in second.values()] == [type(v) for v in expected.values()]
+    # a text read before as a string is still a number where the document writes it unquoted, and the reverse
+    assert yamlio.loads_yaml("a: '12'\nb: 12\n", "y.yaml") == {"a": "12", "b": 12}
+    assert yamlio.loads_yaml("a: 12\nb: '12'\n", "y.yaml") == {"a": 12, "b": "12"}
