@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import schema as values_schema
-from . import budget, secrets, yamlio
+from . import budget, secrets, toolcache, yamlio
 from .content import catalog, dashboards, datasources, docs, environments, routing, rules, static
 from .content import chartdocs, globalview, integrations, scrape
 from .errors import GeneratorError, ValidationError
@@ -101,4 +101,5 @@ def build(root: Path, env_names: list[str] | None = None) -> Output:
     for stage in CHART_STAGES:
         stage.build(src, out)
     secrets.check_generated(out.files)
+    toolcache.save_memos()
     return out

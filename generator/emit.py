@@ -68,9 +68,12 @@ def _swap_in(root: Path, owned: str, files: dict[str, bytes]) -> None:
     os.umask(umask)
     tmp.chmod(0o777 & ~umask)   # mkdtemp's 0700 would hide chart/ from other users (CI containers, a shared checkout)
     try:
+        made = {tmp}
         for rel, data in sorted(files.items()):
             path = tmp / rel[len(owned) + 1:]
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.parent not in made:   # each folder made once (files come sorted: a folder's files together)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                made.add(path.parent)
             path.write_bytes(data)
         if target.exists() and _exchange(tmp, target):
             shutil.rmtree(tmp)

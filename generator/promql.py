@@ -83,11 +83,34 @@ class Node:
         return [c for c in self.children if not names or c.name in names]
 
 
-@dataclass
 class Parsed:
-    expr: str
-    tree: Node
-    errors: list[tuple[int, int]]
+    """An expression, its syntax tree and the spans the grammar could not parse. The tree of ``Node`` objects is
+    built from the grammar's answer on first use (a render reads most trees only for their metric names)."""
+
+    __slots__ = ("expr", "errors", "_raw", "_tree", "_names")
+
+    def __init__(self, expr: str, raw: list, errors: list[tuple[int, int]]) -> None:
+        self.expr = expr
+        self.errors = errors
+        self._raw = raw
+        self._tree: Node | None = None
+        self._names: frozenset[str] | None = None
+
+    @property
+    def tree(self) -> Node:
+        if self._tree is None:
+            self._tree = _build(self._raw, self.expr)
+        return self._tree
+
+    def metric_names(self) -> frozenset[str]:
+        """The names the expression's vector selectors select (each selector's subtree built alone)."""
+        if self._names is None:
+            if self._tree is not None:
+                selectors = self._tree.find("VectorSelector")
+            else:
+                selectors = (_build(raw, self.expr) for raw in _raw_find(self._raw, "VectorSelector"))
+            self._names = frozenset(n for n in (selector_name(s) for s in selectors) if n)
+        return self._names
 
     def error_message(self) -> str | None:
         if not self.errors:
@@ -137,6 +160,17 @@ def open_bracket(expr: str, upto: int) -> tuple[str, int] | None:
 def _build(raw, expr: str) -> Node:
     name, start, end, *children = raw
     return Node(name, start, end, [_build(c, expr) for c in children], expr[start:end])
+
+
+def _raw_find(raw: list, name: str):
+    """The nodes of a grammar answer (``[name, from, to, *children]``) named ``name``, in document order, as
+    ``Node.find`` visits them."""
+    stack = [raw]
+    while stack:
+        node = stack.pop()
+        if node[0] == name:
+            yield node
+        stack.extend(reversed(node[3:]))
 
 
 class _Service:
@@ -214,7 +248,7 @@ class _Service:
             return [self.memo[e] for e in exprs]
 
     def _remember(self, expr: str, result: dict) -> None:
-        self.memo[expr] = Parsed(expr, _build(result["tree"], expr), [(e["from"], e["to"]) for e in result["errors"]])
+        self.memo[expr] = Parsed(expr, result["tree"], [(e["from"], e["to"]) for e in result["errors"]])
 
 
 _SERVICE = _Service()
@@ -262,8 +296,7 @@ def metric_names(expr: str) -> set[str]:
     """The metric (and recording rule) names an expression selects."""
     if not str(expr).strip():
         return set()
-    parsed = parse(str(expr))
-    return {n for n in (selector_name(s) for s in parsed.tree.find("VectorSelector")) if n}
+    return set(parse(str(expr)).metric_names())
 
 
 def syntax_error(expr: str) -> str | None:

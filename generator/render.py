@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import traceback
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,7 @@ class Renderer:
                  globals_: dict | None = None) -> None:
         self.src_dir = src_dir
         self.display_root = display_root or src_dir.parent
+        self._memo = None
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(src_dir)),
             undefined=jinja2.StrictUndefined,
@@ -113,6 +115,21 @@ class Renderer:
                 found = (self.display(str(Path(frame.filename).resolve().relative_to(src))), frame.lineno)
         return found
 
+    def _loads_yaml(self, text: str, display: str) -> Any:
+        """``yamlio.loads_yaml``, a pure function of the text: the data of a rendered output read before
+        (the same text, the same generator code) comes from the cache (``toolcache.Memo``) as a pickle, the
+        same objects (LineDicts with their lines, shared aliases); a text that does not parse is never kept."""
+        if self._memo is None:
+            from . import toolcache
+            self._memo = toolcache.Memo("yaml")
+        key = self._memo.key(text)
+        cached = self._memo.get(key)
+        if cached is not None:
+            return pickle.loads(cached)
+        data = yamlio.loads_yaml(text, display)
+        self._memo.put(key, pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL))
+        return data
+
     def render_data(self, name: str, context: dict | None = None) -> Any:
         """Renders ``name`` and parses it as YAML (``.yaml.j2``) or JSON (``.json.j2``)."""
         text = self.render_text(name, context)
@@ -120,7 +137,7 @@ class Renderer:
         try:
             if name.endswith(".json.j2"):
                 return yamlio.loads_json(text, display)
-            return yamlio.loads_yaml(text, display)
+            return self._loads_yaml(text, display)
         except GeneratorError as e:
             excerpt = ""
             if e.line:

@@ -24,6 +24,7 @@ never printed (only its kind and length). A line holding
 from __future__ import annotations
 
 import bisect
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -281,15 +282,33 @@ def check_values(src) -> None:
     _raise(findings, "values/")
 
 
+def scan_generated(rel: str, data: bytes) -> list[Finding]:
+    """Findings in one generated file (``rel``: its path in the file map)."""
+    if b"\0" in data[:4096]:
+        return []
+    text = data.decode("utf-8", errors="replace")
+    keys = _yaml_keys(text, rel) if rel.endswith((".yaml", ".yml")) and "/templates/" not in rel else None
+    return scan_text(text, rel, keys)
+
+
 def check_generated(files: dict[str, bytes]) -> None:
-    """The rendered file map (``chart/``, ``docs/``) before it is written."""
+    """The rendered file map (``chart/``, ``docs/``) before it is written.
+
+    ``scan_generated`` is a pure function of a file's path and bytes: its findings are kept in the cache
+    (``toolcache.Memo``, keyed by path, bytes and the generator's code), so a file unchanged since an
+    earlier render is not read again; a changed file, or a changed generator, is scanned."""
+    from . import toolcache
+    memo = toolcache.Memo("secrets")
     findings = []
     for rel, data in sorted(files.items()):
-        if b"\0" in data[:4096]:
+        key = memo.key(rel, data)
+        cached = memo.get(key)
+        if cached is not None:
+            findings += [Finding(*f) for f in json.loads(cached)]
             continue
-        text = data.decode("utf-8", errors="replace")
-        keys = _yaml_keys(text, rel) if rel.endswith((".yaml", ".yml")) and "/templates/" not in rel else None
-        findings += scan_text(text, rel, keys)
+        found = scan_generated(rel, data)
+        memo.put(key, json.dumps([[f.file, f.line, f.key, f.kind, f.length] for f in found]).encode())
+        findings += found
     _raise(findings, "the generated chart")
 
 

@@ -17,6 +17,11 @@ always re-run, so its message is fresh); the grammar's answer is kept whole (tre
 checksum over key and answer: an entry that fails its checksum, or a file that does not parse, is
 ignored and the tool is asked again; a cache entry is never trusted without that check.
 
+The same folder keeps the results of some of the render's own pure functions of text (``Memo``: the data of
+a rendered YAML template, the secrets scan of a generated file, a CI values file, a dashboard's clean lint
+verdict, the global-view YAML of a rule group), each under a key over its exact input and ``code_version()``
+(every byte of the generator's Python, the Python and the installed distributions).
+
 Where: ``$VEMON_CACHE_DIR`` if set, else ``.cache/`` beside the generator (ignored by git; the Jinja
 bytecode cache lives there too, in ``.cache/jinja``); the verdicts are in ``<that>/tools``. Off:
 ``VEMON_NO_CACHE=1`` or ``python -m generator render --no-cache``. Deleting the folder is always safe.
@@ -212,3 +217,109 @@ def passed(key: str) -> bool:
 def record_pass(key: str) -> None:
     if enabled():
         _write_atomic(_verdict_path(key), json.dumps({"key": key, "verdict": "ok", "checksum": sha(key, "ok")}))
+
+
+# ------------------------------------------------------------------------ pure functions of text (memo)
+
+_CODE_VERSION: list[str] = []
+
+
+def code_version() -> str:
+    """The version of the code a memoised result depends on: the bytes of every ``.py`` file of the generator,
+    the Python that runs it, and the installed distributions (name, version and install time of each
+    ``*.dist-info`` on ``sys.path``: PyYAML with its bundled libyaml, ruamel.yaml, ...). Read once per process."""
+    if not _CODE_VERSION:
+        import sys
+        parts: list[str | bytes] = [_FORMAT, sys.version, sys.executable]
+        base = Path(__file__).resolve().parent
+        for path in sorted(base.rglob("*.py")):
+            parts += [str(path.relative_to(base)), _read_bytes(path)]
+        for entry in sys.path:
+            try:
+                with os.scandir(entry or ".") as it:
+                    infos = sorted((e.name, e.stat().st_mtime_ns) for e in it if e.name.endswith(".dist-info"))
+            except OSError:
+                continue
+            parts += [f"{name}:{mtime}" for name, mtime in infos]
+        _CODE_VERSION.append(sha(*parts))
+    return _CODE_VERSION[0]
+
+
+class Memo:
+    """Results of one pure function of text, on disk, each under a key over everything the result depends on:
+    the caller's inputs (the exact text, file names that appear in the result) and ``code_version()``. A
+    changed input or a changed generator has a different key and is computed again. Each entry carries a
+    checksum over key and value; an entry that fails it (or a file that does not read) counts as absent.
+
+    Values are bytes; ``get``/``put`` take the inputs as the parts of the key. One file per function
+    (``<cache>/tools/memo-<name>.bin``), written once at the end of the process when something was added.
+    Off (every ``get`` misses, nothing written) when the cache is turned off."""
+
+    _open: list["Memo"] = []
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.path = folder() / f"memo-{name}.bin"
+        self.entries: dict[str, tuple[bytes, str]] | None = None   # key -> (value, checksum); read on first use
+        self.used: set[str] = set()
+        self.dirty = False
+
+    def _entries(self) -> dict[str, tuple[bytes, str]]:
+        if self.entries is None:
+            self.entries = {}
+            if enabled():
+                import marshal   # data only (dict, str, bytes, tuple): nothing in the file is run
+                try:
+                    data = marshal.loads(self.path.read_bytes())
+                except (OSError, ValueError, EOFError, TypeError):
+                    data = None
+                if isinstance(data, dict):
+                    self.entries = data
+        return self.entries
+
+    def key(self, *parts: str | bytes) -> str:
+        return sha(code_version(), self.name, *parts)
+
+    def get(self, key: str) -> bytes | None:
+        if not enabled():
+            return None
+        entry = self._entries().get(key)
+        if not (isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], bytes)
+                and entry[1] == sha(key, entry[0])):
+            return None
+        self.used.add(key)
+        return entry[0]
+
+    def put(self, key: str, value: bytes) -> None:
+        if not enabled():
+            return
+        self._entries()[key] = (value, sha(key, value))
+        self.used.add(key)
+        if not self.dirty:
+            self.dirty = True
+            if not Memo._open:
+                import atexit
+                atexit.register(save_memos)
+            Memo._open.append(self)
+
+    def save(self) -> None:
+        if not self.dirty or not enabled() or self.entries is None:
+            return
+        import marshal
+        entries = self.entries
+        if len(entries) > 4 * max(len(self.used), 100):   # old inputs pile up: keep what this run used
+            entries = {k: v for k, v in entries.items() if k in self.used}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+            with os.fdopen(fd, "wb") as f:
+                f.write(marshal.dumps(entries))
+            os.replace(tmp, self.path)
+        except OSError:
+            pass
+        self.dirty = False
+
+
+def save_memos() -> None:
+    while Memo._open:
+        Memo._open.pop().save()

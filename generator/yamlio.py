@@ -31,7 +31,22 @@ class LineDict(dict):
 
 
 class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml when built with it
-    pass
+    def resolve(self, kind, value, implicit):
+        """PyYAML's tag of a plain or quoted scalar, remembered by (text, implicit flags): the answer is a function
+        of those and of this class's implicit resolvers (fixed at import; no path resolvers), and the resolver's
+        regular expressions otherwise run again for every scalar of every document."""
+        if kind is not yaml.ScalarNode or self.yaml_path_resolvers or type(self) is not _StrictLoader:
+            return super().resolve(kind, value, implicit)
+        key = (value, implicit)
+        tag = _RESOLVED.get(key)
+        if tag is None:
+            tag = super().resolve(kind, value, implicit)
+            if len(_RESOLVED) < 200_000:
+                _RESOLVED[key] = tag
+        return tag
+
+
+_RESOLVED: dict[tuple[str, tuple[bool, bool]], str] = {}
 
 
 def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> LineDict:
@@ -250,15 +265,31 @@ def dump_json(data: Any, *, minify: bool = False) -> str:
         return json.dumps(plain(data), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
 
 
+def json_exact(data: Any) -> str | None:
+    """``dump_json(data)`` when that text tells the data apart from any other (dicts with string keys, lists,
+    strings, ints, finite floats, booleans, None); None for anything else (tuples, other keys, NaN, other
+    types). A key for memoising a function of such data."""
+    try:
+        parts: list[str] = []
+        _pretty(data, "\n", parts, exact=True)
+        return "".join(parts) + "\n"
+    except (_Unusual, TypeError):
+        return None
+
+
+_EXACT = {str, int, float, bool, type(None), list, dict, LineDict}
 _encode_str = json.encoder.encode_basestring   # libjson's C function where built, as json.dumps uses
 _float_repr = float.__repr__
 _int_repr = int.__repr__
 
 
-def _pretty(value: Any, newline: str, out: list[str]) -> None:
+def _pretty(value: Any, newline: str, out: list[str], exact: bool = False) -> None:
     """Appends ``json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False)`` to ``out``, the same text
     (json's indented form runs its pure-Python encoder; this is the same walk without its generators).
-    String keys only; anything else raises ``_Unusual`` and json.dumps writes it."""
+    String keys only; anything else raises ``_Unusual`` and json.dumps writes it. ``exact``: tuples and
+    subclasses of str, int and float raise ``_Unusual`` too (the text then names one value only)."""
+    if exact and value.__class__ not in _EXACT:
+        raise _Unusual(type(value).__name__)
     if isinstance(value, str):
         out.append(_encode_str(value))
     elif value is None:
@@ -280,11 +311,11 @@ def _pretty(value: Any, newline: str, out: list[str]) -> None:
         inner = newline + "  "
         first = True
         for key in sorted(value):   # sorted() raises TypeError for mixed keys, as json.dumps does
-            if not isinstance(key, str):
+            if not isinstance(key, str) or (exact and key.__class__ is not str):
                 raise _Unusual("key")
             out.append(("{" if first else ",") + inner + _encode_str(key) + ": ")
             first = False
-            _pretty(value[key], inner, out)
+            _pretty(value[key], inner, out, exact)
         out.append(newline + "}")
     elif isinstance(value, (list, tuple)):
         if not value:
@@ -295,7 +326,7 @@ def _pretty(value: Any, newline: str, out: list[str]) -> None:
         for item in value:
             out.append(("[" if first else ",") + inner)
             first = False
-            _pretty(item, inner, out)
+            _pretty(item, inner, out, exact)
         out.append(newline + "]")
     else:
         raise _Unusual(type(value).__name__)

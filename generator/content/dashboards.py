@@ -24,9 +24,9 @@ import copy
 import json
 import re
 
-from .. import dashlint, promql
+from .. import dashlint, promql, toolcache
 from ..errors import ValidationError
-from ..yamlio import dump_json, load_yaml_file
+from ..yamlio import dump_json, json_exact, load_yaml_file
 
 YAML_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")
 
@@ -263,6 +263,7 @@ def build(src, out) -> None:
     dashboards: dict[str, dict] = {}
     index: dict[str, dict] = {}
     limit = budget(src.root)
+    memo = toolcache.Memo("dashboard-lint")
     for uid, (doc, display) in docs.items():
         dashboard = complete(doc, display, titles)
         # the dashboard's queries parsed in one request to the PromQL parser process (promql.parse_many)
@@ -277,9 +278,16 @@ def build(src, out) -> None:
             for target in panel.get("targets", []):
                 catalog.check_expr(target.get("expr", ""), f"dashboard {uid}, panel {panel.get('title')!r}",
                                    recorded=recorded, file=display)
-        problems = dashlint.structural(dashboard, set(docs)) + dashlint.chain_problems(dashboard, chain)
-        if problems:
-            raise ValidationError("dashboard lint:\n  " + "\n  ".join(problems), file=display)
+        exact = json_exact(dashboard)
+        # the lint is a pure function of the dashboard, the uids and the chain-level metrics: a clean verdict
+        # is kept in the cache under all three (the dashboard as its exact JSON) and the generator's code
+        key = memo.key(exact, "\n".join(sorted(docs)), "\n".join(sorted(chain))) if exact is not None else None
+        if key is None or memo.get(key) is None:
+            problems = dashlint.structural(dashboard, set(docs)) + dashlint.chain_problems(dashboard, chain)
+            if problems:
+                raise ValidationError("dashboard lint:\n  " + "\n  ".join(problems), file=display)
+            if key is not None:
+                memo.put(key, b"clean")
         text = minified(dashboard)
         # the chart pastes the JSON into a YAML literal block: characters YAML reads as line breaks or
         # refuses (only ever inside JSON strings) go in as JSON escapes, the same JSON value

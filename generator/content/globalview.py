@@ -19,6 +19,7 @@ applies them (``tests/e2e/test_global_view.py`` compares the two):
 from __future__ import annotations
 
 import json
+import marshal
 
 import yaml
 
@@ -130,8 +131,28 @@ def _str(dumper, text: str):
 _Dumper.add_representer(str, _str)
 
 
+_MEMO: list = []   # while build() runs: its cache of _yaml's results (toolcache.Memo)
+
+
 def _yaml(data) -> str:
-    return yaml.dump(data, Dumper=_Dumper, sort_keys=True, default_flow_style=False, width=4096, allow_unicode=False)
+    """``data`` as YAML. A pure function of the data: while ``build`` runs, a result is kept in the cache
+    under the data's exact bytes (``marshal`` version 2: its types and values, subclasses refused) and the
+    generator's code; data marshal cannot write is dumped every time."""
+    memo = _MEMO[-1] if _MEMO else None
+    key = None
+    if memo is not None:
+        try:
+            key = memo.key(marshal.dumps(data, 2))
+        except ValueError:
+            key = None
+        cached = memo.get(key) if key is not None else None
+        if cached is not None:
+            return cached.decode()
+    text = yaml.dump(data, Dumper=_Dumper, sort_keys=True, default_flow_style=False, width=4096,
+                     allow_unicode=False)
+    if key is not None:
+        memo.put(key, text.encode())
+    return text
 
 
 def _head(env: str, lines: list[str]) -> str:
@@ -198,6 +219,15 @@ def thanos_file(env: str, groups: list[dict], texts: dict[str, str]) -> str:
 
 
 def build(src, out) -> None:
+    from .. import toolcache
+    _MEMO.append(toolcache.Memo("global-yaml"))
+    try:
+        _build(src, out)
+    finally:
+        _MEMO.pop()
+
+
+def _build(src, out) -> None:
     groups = out.shared.get("rule_groups") or {}
     for env, values in sorted(out.merged_values.items()):
         shipped = env_groups(values, groups)

@@ -367,17 +367,19 @@ def check_with_promtool(groups: dict, files: dict[str, str]) -> None:
     from pathlib import Path
     import yaml
     from .. import toolcache
-    specs = [json.loads(_final_group(g)) for g in groups.values()]
-    if not specs:
+    finals = [_final_group(g) for g in groups.values()]
+    if not finals:
         return
     promtool = tools.find("promtool")
     version = toolcache.promtool_version(promtool) if toolcache.enabled() else ""
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
     todo: list[tuple[dict, str]] = []
-    for spec in specs:
-        key = toolcache.sha(version, "check rules", yaml.dump({"groups": [spec]}, Dumper=dumper, sort_keys=False))
+    for final in finals:
+        # the file promtool reads is a function of the group's JSON and of the code that writes it (the YAML
+        # dumper included): the key covers both, so no group is dumped to YAML only to compute its key
+        key = toolcache.sha(version, "check rules", toolcache.code_version(), final) if toolcache.enabled() else ""
         if not toolcache.passed(key):
-            todo.append((spec, key))
+            todo.append((json.loads(final), key))
     if not todo:
         return
     with tempfile.TemporaryDirectory() as tmp:
