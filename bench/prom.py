@@ -475,6 +475,11 @@ def run(report: Report, work: Path, tree: Path, fleet: tuple[int, ...] = (1, 10)
         if med(base.boards[worst]) < DASHBOARD_TARGET:
             report.add("prometheus", f"heaviest dashboard query load of {len(base.boards)} ({worst})",
                        spread(base.boards[worst]), "< 250 ms", True)
+    opened = {uid: vs for uid, vs in base.variables.items() if vs}
+    if opened:
+        report.note("dashboards measured as they open, with their default variables (All where All is the default): "
+                    + "; ".join(f"{uid} on {', '.join(f'{k}={v}' for k, v in sorted(vs.items()))}"
+                                for uid, vs in sorted(opened.items())))
     report.table("slowest queries today", ["time", "where", "expression"],
                  [[ms(c), w, e.replace("\n", " ")[:110]] for c, w, e in sorted(base.slow, reverse=True)[:8]])
     for e in base.errors[:5]:
