@@ -135,14 +135,76 @@ def _seconds(text: str) -> int:
     return int(m.group(1)) * {"ms": 0, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
 
 
-def substitute(expr: str, step: int | None) -> str:
+def substitute(expr: str, step: int | None, values: dict[str, str] | None = None) -> str:
+    """``expr`` with Grafana's built-in variables for ``step`` and the dashboard's variables replaced by
+    ``values`` (as :func:`variable_values` resolves them); a variable without a value matches everything."""
     step_s = step or SCRAPE
     rate = max(4 * SCRAPE, step_s + SCRAPE)
-    repl = {"__rate_interval": f"{rate}s", "__interval": f"{step_s}s", "__range": f"{HOURS}h",
+    repl = {**(values or {}), "__rate_interval": f"{rate}s", "__interval": f"{step_s}s", "__range": f"{HOURS}h",
             "__range_s": str(HOURS * 3600), "__interval_ms": str(step_s * 1000)}
     expr = re.sub(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)|\[\[(\w+)\]\]",
                   lambda m: repl.get(m.group(1) or m.group(2) or m.group(3), ".*"), expr)
     return expr.replace('=".*"', '=~".*"').replace("!=\".*\"", '!~".*"')
+
+
+ALL = "$__all"
+LABEL_VALUES = re.compile(r"^\s*label_values\(\s*(.*?)\s*,\s*(\w+)\s*\)\s*$", re.S)
+
+
+def _regex_escape(value: str) -> str:
+    """A value of a multi-value or All variable as Grafana's Prometheus datasource writes it into a query
+    (prometheusSpecialRegexEscape): regex metacharacters escaped inside a PromQL string."""
+    return re.sub(r"([$^*{}\[\]'+?.()|])", r"\\\\\1", value.replace("\\", "\\\\\\\\"))
+
+
+def _is_all(current) -> bool:
+    value = (current or {}).get("value")
+    return value == ALL or value == [ALL]
+
+
+def variable_values(board: dict, lookup) -> dict[str, str]:
+    """Each variable of ``board`` as Grafana resolves it when the dashboard opens with its defaults: a variable
+    whose default is All takes its ``allValue`` (".*"); one with a saved value takes that value; any other takes
+    the first value of its query (``label_values(metric{selector}, label)`` with the variables before it
+    substituted, sorted as its ``sort`` says), as Grafana selects the first option of a variable without a
+    default. ``lookup(selector, label)`` returns the label's values among the series ``selector`` matches."""
+    values: dict[str, str] = {}
+    for var in (board.get("templating") or {}).get("list") or []:
+        name, kind, current = var.get("name"), var.get("type"), var.get("current") or {}
+        if kind == "datasource" or not name:
+            continue
+        if var.get("includeAll") and _is_all(current):
+            values[name] = var.get("allValue") or ".*"
+            continue
+        saved = current.get("value")
+        saved = saved[0] if isinstance(saved, list) and len(saved) == 1 else saved
+        if isinstance(saved, str) and saved and saved != ALL:
+            options = [saved]
+        elif kind == "query":
+            query = var.get("query")
+            query = query.get("query") if isinstance(query, dict) else query
+            m = LABEL_VALUES.match(str(query or ""))
+            if not m:
+                raise ValueError(f"dashboard {board.get('uid')}, variable {name!r}: query {query!r} is not "
+                                 f"label_values(metric{{selector}}, label)")
+            selector = substitute(m.group(1), None, values)
+            options = sorted(set(lookup(selector, m.group(2))), reverse=var.get("sort") in (2, 4, 6))
+        else:
+            options = [o.strip() for o in str(var.get("query") or "").split(",") if o.strip()]
+        if not options:
+            continue     # no value: the queries match everything (what the dashboard would show empty)
+        first = options[0]
+        values[name] = _regex_escape(first) if var.get("multi") or var.get("includeAll") else first
+    return values
+
+
+def series_lookup(prom: PromServer, end: float):
+    """``lookup`` for :func:`variable_values`: the label's values over the last HOURS hours (/api/v1/series, as
+    Grafana's label_values(metric{...}, label) reads them)."""
+    def lookup(selector: str, label: str) -> list[str]:
+        found = prom.api("series", **{"match[]": selector, "start": f"{end - HOURS * 3600:.3f}", "end": f"{end:.3f}"})
+        return [s[label] for s in found if s.get(label)]
+    return lookup
 
 
 def dashboard_queries(path: Path) -> list[tuple[str, str, int | None]]:
@@ -192,6 +254,7 @@ class Measurement:
     groups: dict[str, list[float]] = field(default_factory=dict)          # group -> readings (s)
     boards: dict[str, list[float]] = field(default_factory=dict)          # dashboard -> total per run (s)
     queries: dict[str, int] = field(default_factory=dict)                 # dashboard -> queries
+    variables: dict[str, dict[str, str]] = field(default_factory=dict)    # dashboard -> variables not All
     slow: list[tuple[float, str, str]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     empty: list[str] = field(default_factory=list)
@@ -319,12 +382,16 @@ def measure(work: Path, tree: Path, factor: int, groups: list[dict], *, progress
                 m.record_series[record] = len(prom.query(expr, now))
             except Exception:  # noqa: BLE001 - a failed count is shown as missing, not fatal
                 m.record_series[record] = -1
+        lookup = series_lookup(prom, now)
         for path in sorted((tree / "chart" / "files" / "dashboards").glob("*.json")):
             queries = dashboard_queries(path)
             m.queries[path.stem] = len(queries)
+            # the variables as the dashboard opens (All only where All is the default, else the first value)
+            values = variable_values(json.loads(path.read_text()), lookup)
+            m.variables[path.stem] = {k: v for k, v in values.items() if v != ".*"}
             totals = [0.0] * RUNS
             for title, expr, step in queries:
-                q = substitute(expr, step)
+                q = substitute(expr, step, values)
                 costs = []
                 for i in range(RUNS):
                     cost, err, found = query_cost(prom, q, now, step)
@@ -408,6 +475,11 @@ def run(report: Report, work: Path, tree: Path, fleet: tuple[int, ...] = (1, 10)
         if med(base.boards[worst]) < DASHBOARD_TARGET:
             report.add("prometheus", f"heaviest dashboard query load of {len(base.boards)} ({worst})",
                        spread(base.boards[worst]), "< 250 ms", True)
+    opened = {uid: vs for uid, vs in base.variables.items() if vs}
+    if opened:
+        report.note("dashboards measured as they open, with their default variables (All where All is the default): "
+                    + "; ".join(f"{uid} on {', '.join(f'{k}={v}' for k, v in sorted(vs.items()))}"
+                                for uid, vs in sorted(opened.items())))
     report.table("slowest queries today", ["time", "where", "expression"],
                  [[ms(c), w, e.replace("\n", " ")[:110]] for c, w, e in sorted(base.slow, reverse=True)[:8]])
     for e in base.errors[:5]:

@@ -21,7 +21,7 @@ import re
 import pytest
 
 from conftest import ROOT
-from generator import dashlint
+from generator import dashlint, promql
 from generator.promql import metric_names
 
 RULES = ROOT / "chart" / "files" / "rules"
@@ -120,3 +120,85 @@ def test_recorded_histograms_keep_the_labels_the_panels_select_on(record):
     rule = next(r for g in rule_groups() for r in g["rules"] if r.get("record") == record)
     for label in ("cluster", "namespace", "chain_id"):
         assert label in rule["expr"].split("sum by (")[1].split(")")[0], f"{record} drops {label}"
+
+
+# recording rules that read a series recorded by another group (one evaluation interval behind it), with the
+# reason that lag is acceptable; every other recording rule reading a record reads one recorded before it in its
+# own group (same evaluation)
+CROSS_GROUP_RECORDS: dict[str, str] = {}
+
+
+def test_a_recording_rule_reading_a_record_reads_it_from_earlier_in_its_own_group():
+    """Rule groups are split small (one module or dashboard family each); a split must not leave a rule reading
+    a record of another group (evaluated on its own timer: a sample up to one interval old, in promtool in no
+    fixed order) unless listed above with its reason."""
+    groups = rule_groups()
+    producers: dict[str, set[str]] = {}    # a record name can be written by several groups (the SLOs, by label)
+    for g in groups:
+        for r in g["rules"]:
+            if "record" in r:
+                producers.setdefault(r["record"], set()).add(g["name"])
+    problems, checked = [], 0
+    for group in groups:
+        order = [r.get("record") for r in group["rules"]]
+        for i, rule in enumerate(group["rules"]):
+            if "record" not in rule:
+                continue
+            for name in sorted(metric_names(rule["expr"]) & set(producers)):
+                checked += 1
+                if group["name"] not in producers[name]:
+                    if rule["record"] not in CROSS_GROUP_RECORDS:
+                        problems.append(f"{group['name']}: {rule['record']} reads {name} of "
+                                        f"{', '.join(sorted(producers[name]))}")
+                elif order.index(name) > i:
+                    problems.append(f"{group['name']}: {rule['record']} reads {name}, recorded after it")
+    assert checked and problems == []
+
+
+def test_every_rule_group_stays_small():
+    # the lint's limit is 20; the recording groups that read raw per-node series stay well under it
+    sizes = {g["name"]: len(g["rules"]) for g in rule_groups() if g["name"].startswith("virtengine.recording.")}
+    assert sizes and max(sizes.values()) <= 10, sizes
+
+
+# --- the per-node dashboard: opens on one node, reads the selected nodes' series only -------------------------
+
+NODE_DASHBOARD = "virtengine-node"
+# query variables that do not default to All, each with why: a per-node drill-down opens on one node (Grafana
+# selects the first node of the query), so opening it costs one node's queries whatever the fleet's size
+ONE_VALUE_VARIABLES = {(NODE_DASHBOARD, "instance"): "per-node drill-down, opens on the first node"}
+
+
+def test_query_variables_default_to_all_but_the_per_node_ones():
+    problems = []
+    for uid, board in dashlint.load_chart_dashboards(ROOT / "chart").items():
+        for var in board["templating"]["list"]:
+            if var.get("type") != "query":
+                continue
+            value = (var.get("current") or {}).get("value")
+            is_all = bool(var.get("includeAll")) and value in ("$__all", ["$__all"]) and var.get("allValue") == ".*"
+            if (uid, var["name"]) in ONE_VALUE_VARIABLES:
+                if var.get("includeAll") or value not in ("", None, []):
+                    problems.append(f"{uid} ${var['name']}: must open on the first value (no All, no saved value)")
+            elif not is_all:
+                problems.append(f"{uid} ${var['name']}: does not default to All (.*)")
+    assert problems == []
+
+
+def test_the_node_dashboard_reads_the_selected_nodes_only():
+    """Every series the node dashboard selects is narrowed to the selected nodes ($instance) or their pods
+    ($pod); comparing a node with the rest of its chain reads the recorded per-node lag, not every node's
+    height."""
+    board = dashlint.load_chart_dashboards(ROOT / "chart")[NODE_DASHBOARD]
+    problems, count = [], 0
+    for panel in dashlint._panels(board):
+        for target in panel.get("targets") or []:
+            expr = target.get("expr")
+            if not expr:
+                continue
+            for selector in promql.parse(promql.substitute(expr)).tree.find("VectorSelector"):
+                count += 1
+                text = expr[selector.start:selector.end]
+                if 'instance=~"$instance"' not in text and 'pod=~"$pod"' not in text:
+                    problems.append(f"{panel.get('title')}: {text}")
+    assert count > 20 and problems == []
