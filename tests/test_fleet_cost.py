@@ -202,3 +202,33 @@ def test_the_node_dashboard_reads_the_selected_nodes_only():
                 if 'instance=~"$instance"' not in text and 'pod=~"$pod"' not in text:
                     problems.append(f"{panel.get('title')}: {text}")
     assert count > 20 and problems == []
+
+
+def _seconds(text: str) -> int:
+    m = re.fullmatch(r"(\d+)([smhd])", text)
+    assert m, f"step {text!r} is not a whole number of s, m, h or d"
+    return int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+
+
+def test_panels_of_recorded_five_minute_rates_step_by_a_minute_at_least_and_skip_no_window():
+    """A recorded 5m rate (evaluated every 30 s by default) moves little within a minute: a panel whose queries all
+    read one steps by 1m at least, half the points Grafana's 30 s step over 6 h would compute. A step over the 5m
+    window (daily bars) goes with queries whose range covers the step, so no event falls between two points."""
+    records = {r for r in recorded_names() if r.endswith(":rate5m")}
+    seen = 0
+    problems = []
+    for path in sorted((ROOT / "chart" / "files" / "dashboards").glob("*.json")):
+        board = json.loads(path.read_text())
+        for panel in dashlint._panels(board):
+            exprs = [t.get("expr", "") for t in panel.get("targets") or [] if t.get("expr")]
+            if not exprs or panel.get("type") not in ("timeseries", "heatmap"):
+                continue
+            if not all(metric_names(e) and metric_names(e) <= records for e in exprs):
+                continue
+            seen += 1
+            steps = {panel.get("interval")} | {t.get("interval") for t in panel["targets"]}
+            ranges = [min((_seconds(r) for r in re.findall(r"\[(\d+[smhd])\]", e)), default=300) for e in exprs]
+            if None in steps or not all(60 <= _seconds(s) <= max(300, min(ranges)) for s in steps):
+                problems.append(f"{path.stem} / {panel.get('title')}: steps {sorted(map(str, steps))}")
+    assert seen >= 10, f"only {seen} panels read recorded 5m rates only: the test lost its subject"
+    assert problems == []
