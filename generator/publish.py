@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import tools
+from .emit import OWNED_DIRS
 from .errors import GeneratorError, ToolError
 
 # what registries answer for a chart or tag they do not hold
@@ -112,8 +113,14 @@ def unclean(root: Path) -> list[str]:
         if code == "!!" and not path.split("/", 1)[0] in OWNED:
             continue   # .venv/, caches: not part of the package
         kind = kinds.get(code) or ("staged, not committed" if code[1] == " " else "modified, not committed")
-        problems.append(f"{kind}: {path}")
-    return problems
+        problems.append((_generated(path), f"{kind}: {path}"))
+    # the sources first (values/, templates_src/, ...): a long list is cut after 20, and the files render
+    # writes from them (chart/, integrations/) say less about what to commit
+    return [line for _, line in sorted(problems)]
+
+
+def _generated(path: str) -> bool:
+    return any(path == d or path.startswith(d + "/") for d in OWNED_DIRS)
 
 
 def publish(root: Path, registry: str, *, helm_major: int = 3, plain_http: bool = False,
