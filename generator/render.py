@@ -122,13 +122,8 @@ class Renderer:
         if self._memo is None:
             from . import toolcache
             self._memo = toolcache.Memo("yaml")
-        key = self._memo.key(text)
-        cached = self._memo.get(key)
-        if cached is not None:
-            return pickle.loads(cached)
-        data = yamlio.loads_yaml(text, display)
-        self._memo.put(key, pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL))
-        return data
+        return self._memo.compute((text,), lambda: yamlio.loads_yaml(text, display),
+                                  lambda data: pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL), pickle.loads)
 
     def render_data(self, name: str, context: dict | None = None) -> Any:
         """Renders ``name`` and parses it as YAML (``.yaml.j2``) or JSON (``.json.j2``)."""

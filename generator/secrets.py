@@ -301,14 +301,10 @@ def check_generated(files: dict[str, bytes]) -> None:
     memo = toolcache.Memo("secrets")
     findings = []
     for rel, data in sorted(files.items()):
-        key = memo.key(rel, data)
-        cached = memo.get(key)
-        if cached is not None:
-            findings += [Finding(*f) for f in json.loads(cached)]
-            continue
-        found = scan_generated(rel, data)
-        memo.put(key, json.dumps([[f.file, f.line, f.key, f.kind, f.length] for f in found]).encode())
-        findings += found
+        findings += memo.compute(
+            (rel, data), lambda: scan_generated(rel, data),
+            lambda found: json.dumps([[f.file, f.line, f.key, f.kind, f.length] for f in found]).encode(),
+            lambda stored: [Finding(*f) for f in json.loads(stored)])
     _raise(findings, "the generated chart")
 
 

@@ -290,6 +290,17 @@ class Memo:
         self.used.add(key)
         return entry[0]
 
+    def compute(self, parts: tuple, fn, dump=lambda value: value, load=lambda data: data):
+        """``fn()``, kept under ``parts``: the stored value (read back with ``load``) when the key is known,
+        else ``fn()`` computed and stored (written with ``dump``). When ``fn`` raises, nothing is stored."""
+        key = self.key(*parts)
+        cached = self.get(key)
+        if cached is not None:
+            return load(cached)
+        value = fn()
+        self.put(key, dump(value))
+        return value
+
     def put(self, key: str, value: bytes) -> None:
         if not enabled():
             return

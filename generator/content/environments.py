@@ -40,9 +40,5 @@ def build(src, out) -> None:
     from .. import toolcache
     memo = toolcache.Memo("ci-values")
     for name, env in sorted(src.envs.items()):
-        key = memo.key(env.file, env.text)
-        cached = memo.get(key)
-        text = cached.decode() if cached is not None else ci_values(env)
-        if cached is None:
-            memo.put(key, text.encode())
+        text = memo.compute((env.file, env.text), lambda: ci_values(env), str.encode, bytes.decode)
         out.add(f"chart/ci/{name}-values.yaml", text)

@@ -138,21 +138,16 @@ def _yaml(data) -> str:
     """``data`` as YAML. A pure function of the data: while ``build`` runs, a result is kept in the cache
     under the data's exact bytes (``marshal`` version 2: its types and values, subclasses refused) and the
     generator's code; data marshal cannot write is dumped every time."""
-    memo = _MEMO[-1] if _MEMO else None
-    key = None
-    if memo is not None:
-        try:
-            key = memo.key(marshal.dumps(data, 2))
-        except ValueError:
-            key = None
-        cached = memo.get(key) if key is not None else None
-        if cached is not None:
-            return cached.decode()
-    text = yaml.dump(data, Dumper=_Dumper, sort_keys=True, default_flow_style=False, width=4096,
-                     allow_unicode=False)
-    if key is not None:
-        memo.put(key, text.encode())
-    return text
+    def dump() -> str:
+        return yaml.dump(data, Dumper=_Dumper, sort_keys=True, default_flow_style=False, width=4096,
+                         allow_unicode=False)
+    try:
+        exact = marshal.dumps(data, 2) if _MEMO else None
+    except ValueError:
+        exact = None
+    if exact is None:
+        return dump()
+    return _MEMO[-1].compute((exact,), dump, str.encode, bytes.decode)
 
 
 def _head(env: str, lines: list[str]) -> str:
